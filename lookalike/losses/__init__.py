@@ -1,1 +1,17 @@
-"""lookalike.losses."""
+"""lookalike.losses: triplet losses composed of a distance, a selection and a reducer."""
+
+from lookalike.losses.batch_all import batch_all_loss
+from lookalike.losses.reduction import REDUCERS, mean_over_all, mean_over_positive
+from lookalike.losses.stats import stats_from_sums, triplet_stats
+from lookalike.losses.triplet import SELECTIONS, TripletLoss
+
+__all__ = [
+    "REDUCERS",
+    "SELECTIONS",
+    "TripletLoss",
+    "batch_all_loss",
+    "mean_over_all",
+    "mean_over_positive",
+    "stats_from_sums",
+    "triplet_stats",
+]

@@ -1,0 +1,124 @@
+"""Compare mining strategies on Fashion-MNIST: MAP@R and P@1 per epoch, against epochs and time.
+
+Every strategy trains the same default small CNN with the same epochs, batch size (P x K
+images) and optimiser, for each seed; after every epoch the model is evaluated on the
+published test set (leave-one-out retrieval over its 10 000 images). Wall time is the
+training time including any mining, excluding the per-epoch evaluation.
+
+    python bench/strategies.py                       # all strategies, 2 seeds, 10 epochs
+    python bench/strategies.py --epochs 3 --train-limit 10000 --strategies batch-all offline
+
+Writes bench/results/strategies.json and bench/results/strategies.png and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from lookalike.files import write_json
+from lookalike.training.config import STRATEGIES, TrainConfig
+from lookalike.training.trainer import train
+from lookalike.viz import save_figure
+from lookalike.viz.strategies import plot_metric_curves
+
+
+def first_reaching(records: list[dict], target: float, key: str = "val_map_at_r") -> dict | None:
+    """The first epoch record whose metric reaches ``target`` (None if none does)."""
+    return next((r for r in records if r[key] >= target), None)
+
+
+def run(args: argparse.Namespace) -> dict:
+    base = TrainConfig(data=args.data, epochs=args.epochs, val_split="test",
+                       train_limit=args.train_limit, threads=args.threads)
+    runs: dict[str, dict[int, list[dict]]] = {}
+    work = Path(args.work)
+    for strategy in args.strategies:
+        for seed in args.seeds:
+            out = work / f"{strategy}-seed{seed}"
+            shutil.rmtree(out, ignore_errors=True)
+            print(f"--- {strategy}, seed {seed}", file=sys.stderr)
+            config = replace(base, mining=strategy, seed=seed)
+            result = train(config, out, show_progress=False,
+                           log=lambda line: print("   ", line, file=sys.stderr))
+            runs.setdefault(strategy, {})[seed] = result.records
+    return {"config": {**base.to_dict(), "seeds": args.seeds, "torch_threads":
+                       torch.get_num_threads()}, "runs": runs}
+
+
+def summarise(results: dict, target: float | None) -> list[dict]:
+    """One row per strategy: final metrics and time/epochs to the target, averaged over seeds."""
+    finals = {s: statistics.mean(r[-1]["val_map_at_r"] for r in seeds.values())
+              for s, seeds in results["runs"].items()}
+    target = target if target is not None else max(finals.values()) * 0.95
+    rows = []
+    for strategy, seeds in results["runs"].items():
+        records = list(seeds.values())
+        reached = [first_reaching(r, target) for r in records]
+        rows.append({
+            "strategy": strategy,
+            "map_at_r": statistics.mean(r[-1]["val_map_at_r"] for r in records),
+            "map_at_r_seeds": [round(r[-1]["val_map_at_r"], 4) for r in records],
+            "precision_at_1": statistics.mean(r[-1]["val_precision_at_1"] for r in records),
+            "images_per_second": statistics.mean(
+                statistics.mean(e["images_per_second"] for e in r) for r in records),
+            "seconds_per_epoch": statistics.mean(r[-1]["seconds"] / len(r) for r in records),
+            "target_map_at_r": round(target, 4),
+            "epochs_to_target": [x["epoch"] if x else None for x in reached],
+            "seconds_to_target": [round(x["seconds"], 1) if x else None for x in reached],
+        })
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    header = ("strategy", "test MAP@R", "test P@1", "img/s", "s/epoch", "epochs to target",
+              "s to target")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print(f"| {row['strategy']} | {row['map_at_r']:.4f} ({', '.join(map(str, row['map_at_r_seeds']))})"
+              f" | {row['precision_at_1']:.4f} | {row['images_per_second']:.0f}"
+              f" | {row['seconds_per_epoch']:.1f} | {row['epochs_to_target']}"
+              f" | {row['seconds_to_target']} |")
+    print(f"\ntarget MAP@R = {rows[0]['target_map_at_r']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--train-limit", type=int, default=None)
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--target", type=float, default=None,
+                        help="MAP@R to time (default: 95%% of the best final MAP@R)")
+    parser.add_argument("--work", default="runs/bench-strategies")
+    parser.add_argument("--out", default="bench/results/strategies")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="re-read OUT.json and redo the table and figure")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.summarise_only:
+        results = json.loads(out.with_suffix(".json").read_text())
+    else:
+        results = run(args)
+    results["summary"] = summarise(results, args.target)
+    write_json(out.with_suffix(".json"), results)
+    curves = {s: [[(r["epoch"], r["seconds"], r["val_map_at_r"]) for r in records]
+                  for records in seeds.values()] for s, seeds in results["runs"].items()}
+    save_figure(plot_metric_curves(curves, "test MAP@R"), out.with_suffix(".png"))
+    print_table(results["summary"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The ``lookalike`` command: parse arguments, call one library function per verb.
+
+Nothing here computes anything: each sub-command maps its options onto a library call
+(``train``, ``evaluate_checkpoint``, ``run_demo``), and ``main`` turns lookalike's errors
+into one line on stderr and a non-zero exit status (``--verbose`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from lookalike import __version__
+from lookalike.errors import LookalikeError
+from lookalike.training.config import STRATEGIES, TrainConfig
+
+EXAMPLES = {
+    "train": """examples:
+  lookalike train --data fashion-mnist --mining batch-all --epochs 10 --out runs/ba
+  lookalike train --data photos/ --mining semi-hard --embedding-dim 128 --out runs/photos
+  lookalike train --data items.csv --classes-per-batch 16 --items-per-class 4 --out runs/csv
+  lookalike train --resume runs/ba            # continue where it stopped (or Ctrl-C'ed)
+  lookalike train --resume runs/ba --epochs 20  # extend a finished run""",
+    "evaluate": """examples:
+  lookalike evaluate --checkpoint runs/ba/best
+  lookalike evaluate --checkpoint runs/ba/best --data photos.csv --split test --json m.json""",
+    "demo": """examples:
+  lookalike demo                 # about 10 minutes on 2 CPU cores; report in runs/demo/report
+  lookalike demo --quick         # under a minute: a smoke test of the whole pipeline
+  lookalike demo --out runs/my-demo --epochs 5""",
+}
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``train`` and ``demo``; defaults live in TrainConfig, not here."""
+    defaults = TrainConfig()
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", help="'fashion-mnist' (default), a folder of class sub-folders, "
+                      "a folder with IDX files, or a CSV manifest (path,label[,split])")
+    data.add_argument("--val-fraction", type=float,
+                      help=f"share of training items held out for validation "
+                      f"(default {defaults.val_fraction})")
+    data.add_argument("--val-split", help="validate on this split (e.g. test) instead of a "
+                      "held-out share of the training items")
+    data.add_argument("--train-limit", type=int, help="use at most this many training items")
+    data.add_argument("--skip-bad", action="store_true", default=None,
+                      help="skip (and count) unreadable images instead of stopping")
+    mining = parser.add_argument_group("mining and loss")
+    mining.add_argument("--mining", choices=STRATEGIES,
+                        help=f"how triplets are chosen (default {defaults.mining})")
+    mining.add_argument("--margin", type=float, help=f"triplet margin (default {defaults.margin})")
+    mining.add_argument("--soft-margin", action="store_true", default=None,
+                        help="soft-plus log(1 + exp(d_ap - d_an)) instead of the hinge")
+    mining.add_argument("--distance", choices=("euclidean", "squared_euclidean", "cosine"),
+                        help=f"distance between embeddings (default {defaults.distance})")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backbone", help=f"backbone (default {defaults.backbone})")
+    model.add_argument("--embedding-dim", type=int,
+                       help=f"embedding size (default {defaults.embedding_dim})")
+    model.add_argument("--input-size", type=int,
+                       help=f"image side in pixels (default {defaults.input_size})")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=int, help=f"epochs (default {defaults.epochs})")
+    optim.add_argument("--classes-per-batch", "-P", type=int,
+                       help=f"P classes per batch (default {defaults.classes_per_batch})")
+    optim.add_argument("--items-per-class", "-K", type=int,
+                       help=f"K items per class (default {defaults.items_per_class})")
+    optim.add_argument("--batches-per-epoch", type=int, help="default: training items // (P*K)")
+    optim.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr})")
+    optim.add_argument("--weight-decay", type=float,
+                       help=f"AdamW weight decay (default {defaults.weight_decay})")
+    optim.add_argument("--lr-schedule", choices=("cosine", "none"),
+                       help=f"learning-rate schedule (default {defaults.lr_schedule})")
+    optim.add_argument("--crop-padding", type=int,
+                       help=f"random-crop padding in pixels, 0 = off "
+                       f"(default {defaults.crop_padding})")
+    optim.add_argument("--no-flip", dest="flip", action="store_false", default=None,
+                       help="no random horizontal flips")
+    machine = parser.add_argument_group("machine")
+    machine.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
+    machine.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    machine.add_argument("--device", help="auto (default), cpu or cuda")
+    machine.add_argument("--amp", action="store_true", default=None,
+                         help="mixed precision (CUDA only; ignored on the CPU)")
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the user set on the command line (None means 'not given')."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in vars(args).items() if k in fields and v is not None}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lookalike.training.trainer import train
+
+    if args.resume:
+        overrides = config_overrides(args)
+        config = TrainConfig(epochs=overrides.get("epochs", 0) or 1)
+        result = train(config, args.resume, resume=True, show_progress=not args.quiet)
+    else:
+        if not args.out:
+            raise LookalikeError("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
+        config = dataclasses.replace(TrainConfig(), **config_overrides(args)).validate()
+        result = train(config, args.out, show_progress=not args.quiet)
+    print(f"best validation MAP@R {result.best_map_at_r:.4f}; checkpoints in {result.run.root}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lookalike.evaluation.model_eval import evaluate_checkpoint
+    from lookalike.files import write_json
+
+    evaluation = evaluate_checkpoint(args.checkpoint, args.data, args.split, limit=args.limit,
+                                     device=args.device, show_progress=not args.quiet)
+    print(evaluation.metrics.format())
+    if args.json:
+        write_json(args.json, evaluation.metrics.to_dict())
+        print(f"metrics written to {args.json}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lookalike.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, resume=args.resume, overrides=config_overrides(args),
+             show_progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lookalike",
+        description="Learn an image embedding with triplet loss and find the items that look "
+        "alike.",
+        epilog="run 'lookalike COMMAND --help' for the options and examples of each command",
+    )
+    parser.add_argument("--version", action="version", version=f"lookalike {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  epilog=EXAMPLES.get(name),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks on errors")
+        return sub
+
+    train = command("train", "Train an embedding model with triplet loss.")
+    train.add_argument("--out", help="run folder for config.json, metrics.jsonl, best/, last/")
+    train.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    add_train_options(train)
+    train.set_defaults(func=cmd_train)
+
+    evaluate = command("evaluate", "Retrieval metrics (P@1, MAP@R, ...) of a checkpoint.")
+    evaluate.add_argument("--checkpoint", required=True, help="a checkpoint folder (e.g. runs/x/best)")
+    evaluate.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
+    evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N items")
+    evaluate.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    evaluate.add_argument("--json", help="also write the metrics to this JSON file")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    demo = command("demo", "Train on Fashion-MNIST, evaluate on its test set, write a report.")
+    demo.add_argument("--out", default="runs/demo", help="report folder (default runs/demo)")
+    demo.add_argument("--quick", action="store_true", help="a tiny run (under a minute)")
+    demo.add_argument("--resume", action="store_true", help="continue an interrupted demo")
+    add_train_options(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the exit status (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LookalikeError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"lookalike: error: {exc}", file=sys.stderr)
+        return 130 if type(exc).__name__ == "TrainingInterrupted" else 1
+    except KeyboardInterrupt:
+        print("lookalike: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lookalike: error: {where}{reason or exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Seeded, deterministic train / held-out splits, by item (stratified) or by class.
+
+``split_by_item`` holds out a share of every class (validation on seen classes);
+``split_by_class`` holds out whole classes, the unseen-class protocol of metric-learning
+benchmarks (CUB-200: train on classes 1-100, test on 101-200). Both return sorted (K,) int64
+index arrays into the labels they were given; the same seed always gives the same split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookalike.data.records import Indices
+from lookalike.errors import ConfigError, DataError
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"held-out fraction must be in [0, 1), got {fraction}")
+
+
+def split_by_item(labels: Indices, fraction: float,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ``fraction`` of each class's items, chosen at random with ``seed``.
+
+    Every class with >= 2 items keeps >= 1 item on each side (so it has a positive in
+    training and a query in validation); a single-item class stays in training.
+
+    Args:
+        labels: (N,) integer class labels.
+        fraction: share of each class to hold out, in [0, 1); 0 holds out nothing.
+        seed: seeds the permutation.
+
+    Returns:
+        train_idx, held_idx: sorted (K,) int64 arrays that partition range(N).
+    """
+    _check_fraction(fraction)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if fraction == 0.0 or len(labels) == 0:
+        return np.arange(len(labels)), np.arange(0)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    order = order[np.argsort(labels[order], kind="stable")]  # grouped by class, shuffled within
+    classes, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    held_per_class = np.rint(counts * fraction).astype(np.int64)
+    held_per_class = np.where(counts >= 2, np.clip(held_per_class, 1, counts - 1), 0)
+    rank = np.arange(len(order)) - np.repeat(starts, counts)  # position within its class
+    held = rank < np.repeat(held_per_class, counts)
+    return np.sort(order[~held]), np.sort(order[held])
+
+
+def split_by_class(labels: Indices, fraction: float = 0.5, seed: int = 0,
+                   first_half: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole classes: no class appears on both sides (unseen-class evaluation).
+
+    Args:
+        labels: (N,) integer class labels.
+        fraction: share of the classes present to hold out (at least one, at most all but one).
+        seed: seeds which classes are held out (unused with ``first_half``).
+        first_half: train on the first classes in sorted label order and hold out the last
+            ones, as the CUB / Cars benchmarks do (with fraction 0.5: the second half).
+
+    Returns:
+        train_idx, held_idx: sorted (K,) int64 arrays that partition range(N).
+    """
+    _check_fraction(fraction)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise DataError(f"a class split needs at least 2 classes, found {len(classes)}")
+    num_held = int(np.clip(np.rint(len(classes) * fraction), 1, len(classes) - 1))
+    if first_half:
+        held_classes = classes[len(classes) - num_held:]
+    else:
+        held_classes = np.random.default_rng(seed).permutation(classes)[:num_held]
+    held = np.isin(labels, held_classes)
+    return np.flatnonzero(~held), np.flatnonzero(held)

@@ -1,0 +1,47 @@
+"""Triplet statistics for logs: share of positive triplets and mean d_ap / d_an (no grad)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lookalike.types import LossStats
+
+
+def stats_from_sums(
+    num_triplets: torch.Tensor | int,
+    num_positive: torch.Tensor | int,
+    sum_ap: torch.Tensor | float,
+    sum_an: torch.Tensor | float,
+) -> LossStats:
+    """LossStats from running sums (one host sync), for losses that never list triplets.
+
+    Args:
+        num_triplets: valid triplets considered.  num_positive: those with loss > 0.
+        sum_ap, sum_an: sums of d(a, p) and d(a, n) over the considered triplets.
+    """
+    values = (num_triplets, num_positive, sum_ap, sum_an)
+    device = next((v.device for v in values if torch.is_tensor(v)), None)
+    stacked = torch.stack(
+        [torch.as_tensor(v, dtype=torch.float64, device=device).detach() for v in values]
+    )
+    total, positive, ap, an = stacked.tolist()  # the only host sync
+    if total == 0:
+        return LossStats(0.0, 0, math.nan, math.nan)
+    return LossStats(positive / total, int(total), ap / total, an / total)
+
+
+@torch.no_grad()
+def triplet_stats(d_ap: torch.Tensor, d_an: torch.Tensor, losses: torch.Tensor) -> LossStats:
+    """What one batch's triplets looked like.
+
+    Args:
+        d_ap, d_an: (T,) distances of the considered triplets.  losses: (T,) their losses.
+    """
+    return stats_from_sums(
+        losses.numel(),
+        (losses > 0).sum(),
+        d_ap.sum(dtype=torch.float64),
+        d_an.sum(dtype=torch.float64),
+    )

