@@ -83,7 +83,8 @@ def print_table(rows: list[dict]) -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
-        print(f"| {row['strategy']} | {row['map_at_r']:.4f} ({', '.join(map(str, row['map_at_r_seeds']))})"
+        seeds = ", ".join(map(str, row["map_at_r_seeds"]))
+        print(f"| {row['strategy']} | {row['map_at_r']:.4f} ({seeds})"
               f" | {row['precision_at_1']:.4f} | {row['images_per_second']:.0f}"
               f" | {row['seconds_per_epoch']:.1f} | {row['epochs_to_target']}"
               f" | {row['seconds_to_target']} |")

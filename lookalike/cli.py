@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = command("evaluate", "Retrieval metrics (P@1, MAP@R, ...) of a checkpoint.")
-    evaluate.add_argument("--checkpoint", required=True, help="a checkpoint folder (e.g. runs/x/best)")
+    evaluate.add_argument("--checkpoint", required=True,
+                          help="a checkpoint folder (e.g. runs/x/best)")
     evaluate.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
     evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N items")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from lookalike.errors import ConfigError
+
 METRICS = ("euclidean", "squared_euclidean", "cosine")
 
 
@@ -65,5 +67,6 @@ def pairwise_distance(
     try:
         fn = _BY_NAME[metric]
     except KeyError:
-        raise ValueError(f"unknown distance {metric!r}; choose one of {', '.join(METRICS)}") from None
+        choices = ", ".join(METRICS)
+        raise ConfigError(f"unknown distance {metric!r}; choose one of {choices}") from None
     return fn(x, x if y is None else y)

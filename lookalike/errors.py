@@ -16,7 +16,7 @@ class DataError(LookalikeError):
 
 
 class BadImageError(DataError):
-    """One image file that cannot be decoded safely (corrupt, truncated, too large, not an image)."""
+    """One image file that cannot be decoded safely (corrupt, truncated, too big, not an image)."""
 
 
 class CheckpointError(LookalikeError):

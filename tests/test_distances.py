@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lookalike.distances import METRICS, pairwise_distance
+from lookalike.errors import ConfigError
 
 
 def _rows(n: int, d: int, seed: int) -> torch.Tensor:
@@ -70,5 +71,5 @@ def test_cosine_is_in_zero_two():
 
 
 def test_unknown_metric_names_the_value():
-    with pytest.raises(ValueError, match="manhattan"):
+    with pytest.raises(ConfigError, match="manhattan"):
         pairwise_distance(torch.zeros(2, 2), metric="manhattan")

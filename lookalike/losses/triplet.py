@@ -84,9 +84,11 @@ class TripletLoss(nn.Module):
         )
 
     def selector(self) -> Selector:
-        """The triplet selector for this loss's selection (batch-all has none)."""
+        """The triplet selector for this loss's selection (batch-all has none: it sums)."""
         if self.selection == "offline":
             return layout_triplets
+        if self.selection not in SELECTORS:
+            raise ConfigError(f"selection {self.selection!r} lists no triplets; it sums them all")
         return SELECTORS[self.selection]
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> LossOutput:

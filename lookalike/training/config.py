@@ -64,9 +64,11 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Reject impossible values with a one-line message naming the option."""
         if self.mining not in STRATEGIES:
-            raise ConfigError(f"unknown --mining {self.mining!r}; choose one of {', '.join(STRATEGIES)}")
+            choices = ", ".join(STRATEGIES)
+            raise ConfigError(f"unknown --mining {self.mining!r}; choose one of {choices}")
         if self.distance not in METRICS:
-            raise ConfigError(f"unknown --distance {self.distance!r}; choose one of {', '.join(METRICS)}")
+            choices = ", ".join(METRICS)
+            raise ConfigError(f"unknown --distance {self.distance!r}; choose one of {choices}")
         if self.lr_schedule not in ("cosine", "none"):
             raise ConfigError(f"unknown --lr-schedule {self.lr_schedule!r}; choose cosine or none")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

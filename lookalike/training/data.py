@@ -61,7 +61,8 @@ def prepare_training_data(config: TrainConfig) -> TrainingData:
         train_idx = np.arange(len(collection))
         held_out = open_collection(config.data, split=config.val_split, skip_bad=config.skip_bad)
         val_idx = np.arange(len(held_out))
-    train_idx = train_idx[limit_items(collection.labels[train_idx], config.train_limit, config.seed)]
+    train_idx = train_idx[limit_items(collection.labels[train_idx], config.train_limit,
+                                      config.seed)]
     val_idx = val_idx[limit_items(held_out.labels[val_idx], config.val_limit, config.seed)]
     channels = input_channels(collection)
     train = ImageDataset(collection.subset(train_idx), size=config.input_size, channels=channels)

@@ -113,7 +113,8 @@ def train_epoch(
             output: LossOutput = loss_fn(embeddings.float(), labels)
             if not torch.isfinite(output.loss):
                 raise TrainingError(
-                    f"loss became {float(output.loss.detach())} at batch {position + 1} of this epoch; "
+                    f"loss became {float(output.loss.detach())} at batch {position + 1} "
+                    "of this epoch; "
                     "training stopped, the last good checkpoint is kept (try a lower --lr)"
                 )
             optimizer.zero_grad(set_to_none=True)

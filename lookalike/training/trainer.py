@@ -166,7 +166,9 @@ def train(
                 total=strategy.batches_per_epoch,
                 description=f"epoch {epoch + 1}/{config.epochs}", show_progress=show_progress,
             )
+            trained = time.perf_counter()
             validation = validate(model, data, device, show_progress)
+            validation_seconds = time.perf_counter() - trained
         except KeyboardInterrupt:
             # Saved mid-epoch: resume skips the batches done (all of them, if the
             # interrupt came during validation) and replays the same random streams.
@@ -176,9 +178,9 @@ def train(
                 f"interrupted at epoch {epoch + 1}, batch {progress.batches_done + 1}; "
                 f"state saved, continue with: lookalike train --resume {run.root}"
             ) from None
-        elapsed += time.perf_counter() - epoch_started
+        elapsed += trained - epoch_started  # training and mining time, not validation
         record = {"epoch": epoch + 1, **progress.summary(), "refresh_seconds": refresh_seconds,
-                  **validation, "seconds": elapsed}
+                  **validation, "validation_seconds": validation_seconds, "seconds": elapsed}
         run.log_epoch(record)
         records.append(record)
         if validation["val_map_at_r"] > best:

@@ -41,10 +41,8 @@ def pml_loss() -> Callable[..., Callable[[torch.Tensor, torch.Tensor], torch.Ten
     soft, so PML gets margin 0 then. Cosine uses PML's CosineSimilarity, whose inverted
     semantics (sim_an - sim_ap) equal our d_ap - d_an with d = 1 - sim.
     """
-    pml = pytest.importorskip("pytorch_metric_learning")
+    pytest.importorskip("pytorch_metric_learning")
     from pytorch_metric_learning import distances, losses, miners
-
-    del pml
 
     def make(selection: str, metric: str = "euclidean", margin: float = 0.2, soft: bool = False):
         if metric == "cosine":

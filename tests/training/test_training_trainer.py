@@ -74,7 +74,7 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tiny_folder: Path, tmp_path: 
     original_epoch = trainer_module.train_epoch
     calls = {"n": 0}
 
-    def interrupting_epoch(model, loss_fn, batches, load_batch, *args, **kwargs):  # noqa: ANN
+    def interrupting_epoch(model, loss_fn, batches, load_batch, *args, **kwargs):
         def load_or_interrupt(indices: object) -> object:
             calls["n"] += 1
             if calls["n"] == 6:  # second epoch, second batch
@@ -88,9 +88,11 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tiny_folder: Path, tmp_path: 
         train(config, tmp_path / "stopped", **quiet)
     monkeypatch.setattr(trainer_module, "train_epoch", original_epoch)
     train(config, tmp_path / "stopped", resume=True, **quiet)
-    records = [json.loads(x) for x in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
-    straight = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["train_loss"] for r in records] == pytest.approx([r["train_loss"] for r in straight])
+    def losses(run: str) -> list[float]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["train_loss"] for line in lines]
+
+    assert losses("stopped") == pytest.approx(losses("straight"))
     assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "stopped"))
 
 
