@@ -106,12 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/strategies")
     parser.add_argument("--summarise-only", action="store_true",
                         help="re-read OUT.json and redo the table and figure")
+    parser.add_argument("--append", action="store_true",
+                        help="add these strategies' runs to the existing OUT.json")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.summarise_only:
         results = json.loads(out.with_suffix(".json").read_text())
     else:
         results = run(args)
+        previous = out.with_suffix(".json")
+        if args.append and previous.exists():
+            merged = json.loads(previous.read_text())
+            merged["runs"].update(results["runs"])
+            results = merged
     results["summary"] = summarise(results, args.target)
     write_json(out.with_suffix(".json"), results)
     curves = {s: [[(r["epoch"], r["seconds"], r["val_map_at_r"]) for r in records]

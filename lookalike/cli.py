@@ -48,6 +48,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val-split", help="validate on this split (e.g. test) instead of a "
                       "held-out share of the training items")
     data.add_argument("--train-limit", type=int, help="use at most this many training items")
+    data.add_argument("--val-limit", type=int, help="validate on at most this many items")
     data.add_argument("--skip-bad", action="store_true", default=None,
                       help="skip (and count) unreadable images instead of stopping")
     mining = parser.add_argument_group("mining and loss")
@@ -58,6 +59,40 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                         help="soft-plus log(1 + exp(d_ap - d_an)) instead of the hinge")
     mining.add_argument("--distance", choices=("euclidean", "squared_euclidean", "cosine"),
                         help=f"distance between embeddings (default {defaults.distance})")
+    hybrid = parser.add_argument_group(
+        "hybrid / offline-hard mining",
+        "offline pools of each anchor's hard positives and negatives, mined over the whole "
+        "training set; hybrid injects them into every batch and refreshes them every R epochs")
+    hybrid.add_argument("--hybrid-selection", choices=("batch-hard", "batch-all", "semi-hard"),
+                        help=f"in-batch selection over injected batches "
+                        f"(default {defaults.hybrid_selection})")
+    hybrid.add_argument("--hard-positives", type=int,
+                        help=f"hard positives kept per anchor (default {defaults.hard_positives})")
+    hybrid.add_argument("--hard-negatives", type=int,
+                        help=f"hard negatives kept per anchor (default {defaults.hard_negatives})")
+    hybrid.add_argument("--skip-hardest", type=int,
+                        help="skip this many of the very hardest positives/negatives, often "
+                        f"label noise (default {defaults.skip_hardest})")
+    hybrid.add_argument("--positive-band", type=float,
+                        help="skip this share of each anchor's farthest positives, e.g. 0.05 "
+                        f"(default {defaults.positive_band})")
+    hybrid.add_argument("--negative-band", type=float,
+                        help="skip this share of each anchor's nearest negatives, e.g. 0.01 "
+                        f"(default {defaults.negative_band})")
+    hybrid.add_argument("--no-inject-negatives", dest="inject_negatives", action="store_false",
+                        default=None, help="inject only hard positives, not hard negatives")
+    hybrid.add_argument("--refresh-every", type=int,
+                        help=f"rebuild pools with the current model every R epochs, 0 = never "
+                        f"(default {defaults.refresh_every})")
+    hybrid.add_argument("--warmup-epochs", type=int,
+                        help=f"epochs of plain online mining before the first pools "
+                        f"(default {defaults.warmup_epochs})")
+    hybrid.add_argument("--warmup-selection", choices=("batch-all", "batch-hard", "semi-hard"),
+                        help=f"online mining during warm-up (default {defaults.warmup_selection})")
+    hybrid.add_argument("--mining-model",
+                        help="model that embeds the training set for the first pools: 'self' "
+                        "(the model in training, after warm-up), efficientnet-lite0 or a "
+                        f"checkpoint folder (default {defaults.mining_model})")
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", help=f"backbone (default {defaults.backbone})")
     model.add_argument("--embedding-dim", type=int,

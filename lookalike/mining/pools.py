@@ -221,23 +221,24 @@ def _extreme(scores: Tensor, kk: int, largest: bool) -> tuple[Tensor, Tensor]:
     """The kk largest / smallest entries of each row of scores (B, C), unsorted.
 
     The kk extreme entries lie in the kk groups (of g adjacent columns) whose own extreme
-    is most extreme, so one cheap amin/amax pass shrinks the top-k to kk x g columns.
+    is most extreme, so one amin/amax pass shrinks the top-k to kk x g columns; worth it
+    only when that is a small share of the row (top-k costs much per row here).
     """
     cols = scores.shape[1]
     kk, g = min(kk, cols), GROUP
-    while g > 1 and 2 * kk * g > cols:
+    while g >= 4 and 8 * kk * g > cols:
         g //= 2
-    if g == 1:
+    if g < 4:
         return scores.topk(kk, dim=1, largest=largest, sorted=False)
     main = cols - cols % g
     grouped = scores[:, :main].unflatten(1, (main // g, g))  # (B, C/g, g)
     ext = grouped.amax(2) if largest else grouped.amin(2)
     top = ext.topk(kk, dim=1, largest=largest, sorted=False).indices  # (B, kk)
-    index = (top[:, :, None] * g + torch.arange(g)).flatten(1)  # (B, kk*g)
-    if main < cols:
-        index = torch.cat([index, torch.arange(main, cols).expand(len(index), -1)], dim=1)
-    values, pos = scores.gather(1, index).topk(kk, dim=1, largest=largest, sorted=False)
-    return values, index.gather(1, pos)
+    cand = grouped.gather(1, top[:, :, None].expand(-1, -1, g)).flatten(1)  # (B, kk*g)
+    values, pos = torch.cat([cand, scores[:, main:]], dim=1).topk(
+        kk, dim=1, largest=largest, sorted=False)
+    in_group = top.gather(1, (pos // g).clamp_max(kk - 1)) * g + pos % g
+    return values, torch.where(pos < kk * g, in_group, pos - kk * g + main)
 
 
 def _ranked(values: list[Tensor], index: list[Tensor], kk: int, largest: bool,
@@ -250,23 +251,24 @@ def _ranked(values: list[Tensor], index: list[Tensor], kk: int, largest: bool,
     return torch.cat(index, dim=1).gather(1, pos)
 
 
-def _scan(work: Tensor, sq_norm: Tensor, labels: Tensor, span: tuple[int, int],
-          rows: tuple[int, int], kk_pos: int, kk_neg: int, chunk: int) -> tuple[Tensor, Tensor]:
+def _scan(left: Tensor, right: Tensor, labels: Tensor, span: tuple[int, int],
+          rows: tuple[int, int], kk_pos: int, kk_neg: int, buffer: Tensor
+          ) -> tuple[Tensor, Tensor]:
     """Approximate candidates of one anchor block, as sorted positions ranked best first.
 
-    Scores are ``|w_j|^2 - 2 w_i.w_j``: the squared distance less a per-row constant.
-    Negatives scan every column with the own-class slice set to +inf; positives scan only
-    ``span``, the own-class columns of the block, with other classes and self at -inf.
+    Scores ``left_i . right_j = |w_j|^2 - 2 w_i.w_j`` are the squared distance less a
+    per-row constant, one BLAS call per chunk into ``buffer``. Negatives scan every column
+    with the own-class slice at +inf; positives scan only ``span``, the own-class columns
+    of the block, with other classes and the anchor itself at -inf.
     """
     (r0, r1), (lo, hi) = rows, span
-    lab = labels[r0:r1]
-    if not kk_pos and not kk_neg:
-        return torch.empty(r1 - r0, 0, dtype=torch.long), torch.empty(r1 - r0, 0, dtype=torch.long)
-    c_start, c_stop = (0, len(work)) if kk_neg else (lo, hi)
+    lab, chunk = labels[r0:r1], len(buffer) // (r1 - r0)
+    c_start, c_stop = (0, len(right)) if kk_neg else (lo, hi if kk_pos else lo)
     found: tuple[list[Tensor], ...] = ([], [], [], [])
     for c0 in range(c_start, c_stop, chunk):
         c1 = min(c0 + chunk, c_stop)
-        scores = torch.addmm(sq_norm[c0:c1], work[r0:r1], work[c0:c1].T, alpha=-2.0)  # (B, C)
+        scores = buffer[:(r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)  # (B, C)
+        torch.mm(left[r0:r1], right[c0:c1].T, out=scores)
         s0, s1 = max(c0, lo), min(c1, hi)
         if s0 < s1:
             own = scores[:, s0 - c0:s1 - c0]  # view: own-class columns live here
@@ -287,19 +289,18 @@ def _scan(work: Tensor, sq_norm: Tensor, labels: Tensor, span: tuple[int, int],
             _ranked(found[2], found[3], kk_neg, False, r1 - r0))
 
 
-def _faiss_negatives(work: Tensor, start: np.ndarray, stop: np.ndarray,
+def _faiss_negatives(work: np.ndarray, start: np.ndarray, stop: np.ndarray,
                      kk: np.ndarray) -> Iterator[tuple[int, int, Tensor]]:
     """Per class: (first, stop, candidates) of its anchors against all other classes."""
     try:
         import faiss
     except ImportError:
         raise ConfigError("backend 'faiss' needs faiss: pip install faiss-cpu") from None
-    base = work.numpy()
     for first, last, want in zip(start, stop, kk, strict=True):
-        others = np.concatenate([base[:first], base[last:]])
+        others = np.concatenate([work[:first], work[last:]])
         if len(others) == 0 or want == 0:
             continue
-        _, found = faiss.knn(base[first:last], others, int(min(want, len(others))))
+        _, found = faiss.knn(work[first:last], others, int(min(want, len(others))))
         found = np.where(found >= first, found + (last - first), found).clip(0)
         yield int(first), int(last), torch.from_numpy(found)
 
@@ -338,17 +339,20 @@ def mine_pools(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
     n_pos, n_neg = sizes[lab] - 1, n - sizes[lab]  # candidates per sorted position
     skip_pos, skip_neg = config.skips(n_pos, True), config.skips(n_neg, False)
     work = ref if metric == "cosine" else ref - ref.mean(dim=0)
-    work = work[torch.from_numpy(order_np)].float().contiguous()  # (N, D) class-sorted
-    sq_norm = work.pow(2).sum(dim=1)
+    work = work[torch.from_numpy(order_np)]  # (N, D) float64, class-sorted
+    sq_norm = work.pow(2).sum(dim=1, keepdim=True).float()  # (N, 1)
     if not torch.isfinite(sq_norm).all():
         raise DataError("embeddings are too large for float32 distances; rescale them")
+    left = torch.cat([work.float(), torch.ones_like(sq_norm)], dim=1)  # (N, D + 1)
+    right = torch.cat([-2.0 * work.float(), sq_norm], dim=1)  # (N, D + 1)
     order, labels_t = torch.from_numpy(order_np), torch.from_numpy(lab)
     t_pos, t_skip_pos = torch.from_numpy(n_pos), torch.from_numpy(skip_pos)
     t_neg, t_skip_neg = torch.from_numpy(n_neg), torch.from_numpy(skip_neg)
     use_faiss = backend == "faiss"
     out = [np.full((n, k), fill, dtype) for k in (config.k_pos, config.k_neg)
            for fill, dtype in ((-1, np.int64), (np.nan, np.float32))]
-    chunk = max(1, min(8 * block_size, BLOCK_ELEMENTS // block_size))
+    chunk = max(1, BLOCK_ELEMENTS // block_size)
+    buffer = torch.empty(min(block_size, n) * min(chunk, n))
 
     def store(at: int, rows: slice, cands: Tensor, positive: bool) -> None:
         count, skip = (t_pos, t_skip_pos) if positive else (t_neg, t_skip_neg)
@@ -367,14 +371,15 @@ def mine_pools(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
         kk_neg = int(skip_neg[r0:r1].max()) + config.k_neg + MARGIN
         kk_neg = 0 if use_faiss or not config.k_neg else kk_neg
         span = (int(start[lab[r0]]), int(stop[lab[r1 - 1]]))
-        pos, neg = _scan(work, sq_norm, labels_t, span, (r0, r1), kk_pos, kk_neg, chunk)
+        pos, neg = _scan(left, right, labels_t, span, (r0, r1), kk_pos, kk_neg, buffer)
         if config.k_pos:
             store(0, slice(r0, r1), pos, True)
         if kk_neg:
             store(2, slice(r0, r1), neg, False)
     if use_faiss and config.k_neg:
         want = skip_neg[start] + config.k_neg + MARGIN
-        for first, last, cands in _faiss_negatives(work, start, stop, want):
+        base = left[:, :-1].contiguous().numpy()  # float32 class-sorted vectors
+        for first, last, cands in _faiss_negatives(base, start, stop, want):
             for r0 in range(first, last, block_size):
                 r1 = min(r0 + block_size, last)
                 store(2, slice(r0, r1), cands[r0 - first:r1 - first], False)

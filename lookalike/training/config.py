@@ -15,7 +15,8 @@ from lookalike.distances import METRICS
 from lookalike.errors import ConfigError
 
 ONLINE_STRATEGIES = ("batch-all", "batch-hard", "semi-hard")
-STRATEGIES = (*ONLINE_STRATEGIES, "offline")
+POOLED_STRATEGIES = ("hybrid", "offline-hard")
+STRATEGIES = (*ONLINE_STRATEGIES, "offline", *POOLED_STRATEGIES)
 
 
 @dataclass
@@ -36,6 +37,19 @@ class TrainConfig:
     margin: float = 0.2
     soft_margin: bool = False
     distance: str = "euclidean"
+    # hybrid / offline-hard: offline pools of hard positives and negatives (DESIGN 2.1)
+    hybrid_selection: str = "batch-hard"  # in-batch selection over the injected batches
+    hard_positives: int = 5  # k_pos kept per anchor
+    hard_negatives: int = 5  # k_neg kept per anchor
+    skip_hardest: int = 0  # skip this many of the very hardest (label noise, duplicates)
+    positive_band: float = 0.0  # skip this share of each anchor's farthest positives
+    negative_band: float = 0.0  # skip this share of each anchor's nearest negatives
+    inject_negatives: bool = True  # inject a pooled hard negative too, not only a positive
+    refresh_every: int = 1  # epochs between pool rebuilds with the current model (0: never)
+    warmup_epochs: int = 1  # epochs of plain online mining before the first pools
+    warmup_selection: str = "batch-all"
+    mining_model: str = "self"  # "self" (the model in training), efficientnet-lite0, a checkpoint
+    mining_input_size: int = 64  # image size for a pretrained mining model
     # optimisation
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -81,6 +95,22 @@ class TrainConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        for option in ("hybrid_selection", "warmup_selection"):
+            if getattr(self, option) not in ONLINE_STRATEGIES:
+                choices = ", ".join(ONLINE_STRATEGIES)
+                raise ConfigError(f"--{option.replace('_', '-')} must be one of {choices}")
+        for option in ("hard_positives", "hard_negatives"):
+            if getattr(self, option) < 1:
+                raise ConfigError(f"--{option.replace('_', '-')} must be at least 1")
+        for option in ("positive_band", "negative_band"):
+            if not 0.0 <= getattr(self, option) < 1.0:
+                raise ConfigError(f"--{option.replace('_', '-')} must be in [0, 1)")
+        for option in ("skip_hardest", "refresh_every", "warmup_epochs"):
+            if getattr(self, option) < 0:
+                raise ConfigError(f"--{option.replace('_', '-')} must be >= 0")
+        if self.mining == "hybrid" and self.items_per_class < 2 + self.inject_negatives:
+            raise ConfigError("--mining hybrid needs --items-per-class >= 3: each anchor's "
+                              "slot is shared with its injected positive (and negative)")
         if self.classes_per_batch < 2:
             raise ConfigError("--classes-per-batch must be at least 2: triplets need negatives")
         if self.items_per_class < 2:

@@ -2,23 +2,36 @@
 
 Online strategies (batch-all, batch-hard, semi-hard) draw P x K class-balanced batches and
 let the loss choose triplets inside each batch. Offline draws a fixed list of random
-(anchor, positive, negative) triplets once, before training, and feeds them in order.
-Every epoch has the same number of images, so strategies compare at equal cost.
+(anchor, positive, negative) triplets once, before training. The pooled strategies mine
+every anchor's hard positives and negatives over the whole training set (DESIGN 2.1):
+hybrid injects them into P x K batches and refreshes them every R epochs; offline-hard
+turns them once into a fixed triplet list. Every epoch has the same number of batches, so
+strategies compare at equal cost.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from lookalike.data import ImageDataset
+from lookalike.files import write_json
 from lookalike.losses import TripletLoss
+from lookalike.mining.model import load_mining_model, mine_with_model
 from lookalike.mining.offline import OfflineTripletSampler, random_triplets
+from lookalike.mining.pools import PoolConfig, Pools
 from lookalike.sampling import PKSampler
-from lookalike.training.config import TrainConfig
+from lookalike.sampling.injecting import HardPositiveBatchSampler, draw_from_pools
+from lookalike.training.config import POOLED_STRATEGIES, TrainConfig
+from lookalike.types import Triplets
 
 
 @dataclass
@@ -26,7 +39,7 @@ class Strategy:
     """What the trainer needs from a strategy: a loss, batches per epoch, an epoch hook."""
 
     loss: torch.nn.Module
-    sampler: PKSampler | OfflineTripletSampler
+    sampler: Any  # PKSampler-like: set_epoch(), __iter__ of index lists, __len__
     batches_per_epoch: int
 
     def batches(self, epoch: int) -> Iterable[Sequence[int]]:
@@ -40,18 +53,125 @@ class Strategy:
         return 0.0
 
 
-def build_strategy(config: TrainConfig, labels: np.ndarray) -> Strategy:
+def triplet_loss(config: TrainConfig, selection: str) -> TripletLoss:
+    return TripletLoss(selection=selection, margin=config.margin, soft=config.soft_margin,
+                       distance=config.distance)
+
+
+def pool_triplets(pools: Pools, seed: int) -> Triplets:
+    """One (anchor, pooled positive, pooled negative) triplet per anchor with both pools."""
+    generator = torch.Generator().manual_seed(seed)
+    positive = draw_from_pools(pools.positive_index, generator)
+    negative = draw_from_pools(pools.negative_index, generator)
+    anchor = np.flatnonzero((positive >= 0) & (negative >= 0))
+    as_tensor = torch.from_numpy
+    return Triplets(as_tensor(anchor), as_tensor(positive[anchor]), as_tensor(negative[anchor]))
+
+
+@dataclass
+class PooledStrategy(Strategy):
+    """Hybrid and offline-hard: plain online warm-up, then batches built from mined pools."""
+
+    config: TrainConfig = field(default_factory=TrainConfig)
+    dataset: ImageDataset | None = None
+    run_dir: Path | None = None
+    pools: Pools | None = None
+    pools_epoch: int | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        assert self.dataset is not None
+        return self.dataset.collection.labels
+
+    def due_epoch(self, epoch: int) -> int:
+        """The epoch whose pools serve ``epoch``: the latest refresh at or before it."""
+        warmup, every = self.config.warmup_epochs, self.config.refresh_every
+        if self.config.mining == "offline-hard" or every == 0:
+            return warmup
+        return warmup + (epoch - warmup) // every * every
+
+    def start_epoch(self, epoch: int, *, model: torch.nn.Module, device: torch.device) -> float:
+        config = self.config
+        if epoch < config.warmup_epochs:
+            self.loss = triplet_loss(config, config.warmup_selection)
+            self.sampler = PKSampler(self.labels, config.classes_per_batch,
+                                     config.items_per_class, seed=config.seed,
+                                     batches_per_epoch=self.batches_per_epoch)
+            return 0.0
+        due = self.due_epoch(epoch)
+        if self.pools is not None and self.pools_epoch == due:
+            return 0.0
+        started = time.perf_counter()
+        self.pools = self.load_saved_pools(due) or self.mine(due, model, device)
+        self.pools_epoch = due
+        self.use_pools(self.pools)
+        return time.perf_counter() - started
+
+    def mine(self, epoch: int, model: torch.nn.Module, device: torch.device) -> Pools:
+        """Pools from the mining model (first time, unless 'self') or the current model."""
+        config = self.config
+        assert self.dataset is not None
+        mining_model = model
+        if config.mining_model != "self" and epoch == config.warmup_epochs:
+            mining_model = load_mining_model(config.mining_model,
+                                             in_channels=self.dataset.channels,
+                                             input_size=config.mining_input_size)
+        pool_config = PoolConfig(k_pos=config.hard_positives, k_neg=config.hard_negatives,
+                                 skip_pos=config.positive_band, skip_neg=config.negative_band,
+                                 skip_pos_min=config.skip_hardest,
+                                 skip_neg_min=config.skip_hardest, metric=config.distance)
+        mined = mine_with_model(mining_model, self.dataset, self.labels, pool_config,
+                                device=device, progress=False)
+        model.train()
+        if self.run_dir is not None:
+            mined.pools.save(self.run_dir / "pools.npz")
+            write_json(self.run_dir / "pools.json", {
+                "epoch": epoch, "embed_seconds": mined.embed_seconds,
+                "mine_seconds": mined.mine_seconds,
+            })
+        return mined.pools
+
+    def load_saved_pools(self, epoch: int) -> Pools | None:
+        """On resume, the pools mined for ``epoch`` before the interruption, if saved."""
+        if self.run_dir is None or not (self.run_dir / "pools.json").exists():
+            return None
+        meta = json.loads((self.run_dir / "pools.json").read_text(encoding="utf-8"))
+        return Pools.load(self.run_dir / "pools.npz") if meta.get("epoch") == epoch else None
+
+    def use_pools(self, pools: Pools) -> None:
+        config = self.config
+        self.loss = triplet_loss(config, config.hybrid_selection)
+        if config.mining == "offline-hard":
+            self.loss = triplet_loss(config, "offline")
+            self.sampler = OfflineTripletSampler(
+                pool_triplets(pools, config.seed), max(1, config.batch_size // 3),
+                seed=config.seed)
+            return
+        anchors_per_class = config.items_per_class // (2 + config.inject_negatives)
+        self.sampler = HardPositiveBatchSampler(
+            self.labels, pools.positive_index, pools.negative_index,
+            config.classes_per_batch, anchors_per_class,
+            inject_negatives=config.inject_negatives, seed=config.seed,
+            batches_per_epoch=self.batches_per_epoch)
+
+
+def build_strategy(config: TrainConfig, dataset: ImageDataset,
+                   run_dir: Path | None = None) -> Strategy:
     """The loss and sampler named by ``config.mining``."""
+    labels = dataset.collection.labels
     batches_per_epoch = config.batches_per_epoch or max(1, len(labels) // config.batch_size)
+    if config.mining in POOLED_STRATEGIES:
+        strategy = PooledStrategy(loss=triplet_loss(config, config.warmup_selection),
+                                  sampler=None, batches_per_epoch=batches_per_epoch,
+                                  config=config, dataset=dataset, run_dir=run_dir)
+        return strategy
     if config.mining == "offline":
         triplets = random_triplets(labels, per_anchor=1, seed=config.seed)
-        sampler: PKSampler | OfflineTripletSampler = OfflineTripletSampler(
+        sampler: Any = OfflineTripletSampler(
             triplets, triplets_per_batch=max(1, config.batch_size // 3), seed=config.seed
         )
     else:
         sampler = PKSampler(labels, config.classes_per_batch, config.items_per_class,
                             seed=config.seed, batches_per_epoch=batches_per_epoch)
-    loss = TripletLoss(selection=config.mining, margin=config.margin, soft=config.soft_margin,
-                       distance=config.distance)
-    return Strategy(loss=loss, sampler=sampler,
+    return Strategy(loss=triplet_loss(config, config.mining), sampler=sampler,
                     batches_per_epoch=min(batches_per_epoch, len(sampler)))

@@ -110,7 +110,7 @@ def train(
 
     data = prepare_training_data(config)
     model = build_embedder(embedder_config(config, data)).to(device)
-    strategy = build_strategy(config, data.train.collection.labels)
+    strategy = build_strategy(config, data.train, run.root)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, strategy.batches_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
@@ -157,8 +157,8 @@ def train(
             # A fresh epoch draws its augmentations from a stream of its own (seed + epoch).
             generator.manual_seed(config.seed * 100_003 + epoch)
         epoch_started = time.perf_counter()
-        refresh_seconds = strategy.start_epoch(epoch, model=model, device=device)
         try:
+            refresh_seconds = strategy.start_epoch(epoch, model=model, device=device)
             train_epoch(
                 model, strategy.loss, strategy.batches(epoch), data.train.batch, augment,
                 optimizer, progress=progress, generator=generator, device=device,

@@ -31,7 +31,8 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
 
 
-@pytest.mark.parametrize("mining", ["batch-all", "batch-hard", "semi-hard", "offline"])
+@pytest.mark.parametrize("mining", ["batch-all", "batch-hard", "semi-hard", "offline", "hybrid",
+                                    "offline-hard"])
 def test_train_writes_run_folder(tiny_folder: Path, tmp_path: Path, mining: str) -> None:
     result = train(tiny_config(tiny_folder, mining=mining), tmp_path / "run", show_progress=False,
                    log=lambda _: None)
@@ -132,3 +133,42 @@ def test_refuses_to_overwrite_an_existing_run(tiny_folder: Path, tmp_path: Path)
 def test_config_rejects_bad_values(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         replace(TrainConfig(), **changes).validate()
+
+
+@pytest.mark.parametrize("mining", ["hybrid", "offline-hard"])
+def test_pooled_strategies_mine_after_warmup_and_resume_exactly(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mining: str
+) -> None:
+    quiet = {"show_progress": False, "log": lambda _: None}
+    config = tiny_config(tiny_folder, epochs=3, mining=mining, warmup_epochs=1,
+                         refresh_every=1, hard_positives=2, hard_negatives=2)
+    train(config, tmp_path / "straight", **quiet)
+    lines = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    refresh = [json.loads(line)["refresh_seconds"] for line in lines]
+    assert refresh[0] == 0.0 and refresh[1] > 0.0  # warm-up, then the first pools
+    if mining == "hybrid":
+        assert refresh[2] > 0.0  # refreshed every epoch
+    else:
+        assert refresh[2] == 0.0  # offline: mined once
+    assert (tmp_path / "straight" / "pools.npz").is_file()
+
+    import lookalike.training.trainer as trainer_module
+
+    original_epoch = trainer_module.train_epoch
+    calls = {"n": 0}
+
+    def interrupting_epoch(model, loss_fn, batches, load_batch, *args, **kwargs):
+        def load_or_interrupt(indices: object) -> object:
+            calls["n"] += 1
+            if calls["n"] == 11:  # third epoch, third batch: after a refresh
+                raise KeyboardInterrupt
+            return load_batch(indices)
+
+        return original_epoch(model, loss_fn, batches, load_or_interrupt, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train_epoch", interrupting_epoch)
+    with pytest.raises(TrainingInterrupted):
+        train(config, tmp_path / "stopped", **quiet)
+    monkeypatch.setattr(trainer_module, "train_epoch", original_epoch)
+    train(config, tmp_path / "stopped", resume=True, **quiet)
+    assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "stopped"))

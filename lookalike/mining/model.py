@@ -1,0 +1,71 @@
+"""Mining models: what embeds the whole training set before pools are mined.
+
+Three kinds (DESIGN 2.1, step 1): an ImageNet-pretrained backbone used as a fixed feature
+extractor (its pooled features, L2-normalised; no head, since an untrained head would only
+scramble them), a lookalike checkpoint, or the model being trained (passed in directly).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lookalike.errors import ConfigError
+from lookalike.mining.pools import PoolConfig, Pools, mine_pools
+from lookalike.models import EmbedderConfig, build_embedder, embed
+from lookalike.models.checkpoint import load_checkpoint
+from lookalike.models.embedder import BatchDataset, Embedder
+
+PRETRAINED = ("efficientnet-lite0",)
+
+
+class BackboneFeatures(nn.Module):
+    """An embedder's backbone features, L2-normalised: (B, C, H, W) -> (B, feature_dim)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        super().__init__()
+        self.embedder = embedder
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.embedder.backbone(self.embedder.preprocess(images))
+        return F.normalize(features, dim=1)
+
+
+def load_mining_model(spec: str, *, in_channels: int, input_size: int = 64) -> nn.Module:
+    """``efficientnet-lite0`` (pretrained features at ``input_size`` px) or a checkpoint path."""
+    if spec in PRETRAINED:
+        config = EmbedderConfig(backbone=spec, embedding_dim=1, input_size=input_size,
+                                in_channels=in_channels)
+        return BackboneFeatures(build_embedder(config, pretrained=True))
+    if Path(spec).exists():
+        model, _ = load_checkpoint(spec)
+        return model
+    raise ConfigError(f"mining model {spec!r} is neither a pretrained backbone "
+                      f"({', '.join(PRETRAINED)}) nor an existing checkpoint folder")
+
+
+@dataclass
+class MinedPools:
+    """Pools plus what it cost to get them (the benchmark reports both parts)."""
+
+    pools: Pools
+    embeddings: np.ndarray
+    embed_seconds: float
+    mine_seconds: float
+
+
+def mine_with_model(model: nn.Module, dataset: BatchDataset, labels: np.ndarray,
+                    config: PoolConfig, *, device: str | torch.device = "cpu",
+                    progress: bool = True) -> MinedPools:
+    """Embed every item of ``dataset`` with ``model`` and mine its pools."""
+    started = time.perf_counter()
+    embeddings = embed(model, dataset, batch_size=512, device=device, progress=progress)
+    embedded = time.perf_counter()
+    pools = mine_pools(embeddings, labels, config, progress=progress)
+    return MinedPools(pools, embeddings, embedded - started, time.perf_counter() - embedded)
