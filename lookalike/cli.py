@@ -13,6 +13,7 @@ import errno
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lookalike import __version__
@@ -29,6 +30,13 @@ EXAMPLES = {
     "evaluate": """examples:
   lookalike evaluate --checkpoint runs/ba/best
   lookalike evaluate --checkpoint runs/ba/best --data photos.csv --split test --json m.json""",
+    "mine": """examples:
+  lookalike mine --data fashion-mnist --mining-model efficientnet-lite0 --out pools.npz
+  lookalike mine --data photos/ --mining-model runs/ba/best --k-pos 10 --negative-band 0.01 \\
+      --out photos-pools.npz""",
+    "analyze": """examples:
+  lookalike analyze --pools pools.npz --out analysis/
+  lookalike analyze --data fashion-mnist --mining-model runs/ba/best --limit 20000""",
     "demo": """examples:
   lookalike demo                 # about 10 minutes on 2 CPU cores; report in runs/demo/report
   lookalike demo --quick         # under a minute: a smoke test of the whole pipeline
@@ -159,6 +167,50 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mine(args: argparse.Namespace) -> int:
+    from lookalike.mining.model import mine_collection
+    from lookalike.mining.pools import PoolConfig
+
+    config = PoolConfig(k_pos=args.k_pos, k_neg=args.k_neg, skip_pos=args.positive_band,
+                        skip_neg=args.negative_band, skip_pos_min=args.skip_hardest,
+                        skip_neg_min=args.skip_hardest, metric=args.distance)
+    mined = mine_collection(args.data, args.mining_model, config, split=args.split,
+                            limit=args.limit, input_size=args.input_size, device=args.device,
+                            progress=not args.quiet)
+    mined.pools.save(args.out)
+    print(f"{len(mined.pools)} anchors x {config.k_pos} hard positives + {config.k_neg} hard "
+          f"negatives written to {args.out} (embedding {mined.embed_seconds:.1f} s, mining "
+          f"{mined.mine_seconds:.1f} s)")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from lookalike.files import write_json
+    from lookalike.mining.analysis import load_analysis
+    from lookalike.mining.model import mine_collection
+    from lookalike.mining.pools import PoolConfig, Pools
+    from lookalike.viz import save_figure
+    from lookalike.viz.distances import plot_distance_analysis
+
+    if args.pools:
+        analysis = load_analysis(Pools.load(args.pools), args.pools)
+    elif args.mining_model:
+        mined = mine_collection(args.data, args.mining_model, PoolConfig(), split=args.split,
+                                limit=args.limit, input_size=args.input_size,
+                                progress=not args.quiet)
+        analysis = load_analysis(mined.pools, "(mined now)")
+    else:
+        raise LookalikeError("analyze needs --pools FILE, or --data and --mining-model")
+    out = Path(args.out)
+    save_figure(plot_distance_analysis(analysis), out / "distances.png")
+    summary = analysis.headline()
+    write_json(out / "summary.json", summary)
+    for key, value in summary.items():
+        print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+    print(f"picture and summary written to {out}/distances.png and {out}/summary.json")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lookalike.demo import run_demo
 
@@ -202,6 +254,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     evaluate.add_argument("--json", help="also write the metrics to this JSON file")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    mine = command("mine", "Mine every anchor's hard positives and negatives into a pools file.")
+    mine.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
+    mine.add_argument("--split", default="train", help="split to mine (default train)")
+    mine.add_argument("--limit", type=int, help="mine only the first N items")
+    mine.add_argument("--mining-model", default="efficientnet-lite0",
+                      help="efficientnet-lite0 (ImageNet-pretrained, default) or a checkpoint")
+    mine.add_argument("--input-size", type=int, default=64,
+                      help="image size for a pretrained mining model (default 64)")
+    mine.add_argument("--k-pos", type=int, default=5, help="hard positives per anchor (5)")
+    mine.add_argument("--k-neg", type=int, default=5, help="hard negatives per anchor (5)")
+    mine.add_argument("--positive-band", type=float, default=0.0,
+                      help="skip this share of each anchor's farthest positives (0)")
+    mine.add_argument("--negative-band", type=float, default=0.0,
+                      help="skip this share of each anchor's nearest negatives (0)")
+    mine.add_argument("--skip-hardest", type=int, default=0,
+                      help="skip at least this many of the hardest of each (0)")
+    mine.add_argument("--distance", default="euclidean",
+                      choices=("euclidean", "squared_euclidean", "cosine"))
+    mine.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    mine.add_argument("--out", required=True, help="pools file to write (.npz)")
+    mine.set_defaults(func=cmd_mine)
+
+    analyze = command("analyze", "Draw the positive/negative distance distribution and pools.")
+    analyze.add_argument("--pools", help="a pools file written by 'lookalike mine'")
+    analyze.add_argument("--data", default="fashion-mnist", help="dataset, without --pools")
+    analyze.add_argument("--split", default="train", help="split, without --pools (train)")
+    analyze.add_argument("--limit", type=int, help="use only the first N items")
+    analyze.add_argument("--mining-model", help="efficientnet-lite0 or a checkpoint folder")
+    analyze.add_argument("--input-size", type=int, default=64,
+                         help="image size for a pretrained mining model (default 64)")
+    analyze.add_argument("--out", default="analysis", help="output folder (default analysis)")
+    analyze.set_defaults(func=cmd_analyze)
 
     demo = command("demo", "Train on Fashion-MNIST, evaluate on its test set, write a report.")
     demo.add_argument("--out", default="runs/demo", help="report folder (default runs/demo)")

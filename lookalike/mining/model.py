@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lookalike.data import ImageDataset, open_collection
 from lookalike.errors import ConfigError
+from lookalike.mining.analysis import analyze_pools
 from lookalike.mining.pools import PoolConfig, Pools, mine_pools
 from lookalike.models import EmbedderConfig, build_embedder, embed
 from lookalike.models.checkpoint import load_checkpoint
@@ -69,3 +71,31 @@ def mine_with_model(model: nn.Module, dataset: BatchDataset, labels: np.ndarray,
     embedded = time.perf_counter()
     pools = mine_pools(embeddings, labels, config, progress=progress)
     return MinedPools(pools, embeddings, embedded - started, time.perf_counter() - embedded)
+
+
+def mining_dataset(data: str, split: str | None, *, limit: int | None = None,
+                   input_size: int | None = None) -> ImageDataset:
+    """The images to mine: a dataset split, optionally its first ``limit`` items."""
+    collection = open_collection(data, split=split)
+    if limit is not None and limit < len(collection):
+        collection = collection.subset(np.arange(limit))
+    return ImageDataset(collection, size=input_size)
+
+
+def mine_collection(data: str, mining_model: str, config: PoolConfig, *,
+                    split: str | None = "train", limit: int | None = None,
+                    input_size: int = 64, device: str = "cpu",
+                    progress: bool = True) -> MinedPools:
+    """``lookalike mine``: embed a dataset with a mining model and mine its pools.
+
+    The labels and the item sources ride along in the pools file, so ``analyze`` and
+    training can check that the pools belong to their data.
+    """
+    dataset = mining_dataset(data, split, limit=limit)
+    model = load_mining_model(mining_model, in_channels=dataset.channels, input_size=input_size)
+    labels = dataset.collection.labels
+    mined = mine_with_model(model, dataset, labels, config, device=device, progress=progress)
+    analysis = analyze_pools(mined.embeddings, labels, mined.pools)
+    mined.pools.extra["labels"] = labels
+    mined.pools.extra["analysis"] = np.array(analysis.to_json())
+    return mined

@@ -156,9 +156,13 @@ class Pools:
         return pools
 
 
-def _prepare(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
+def prepare_inputs(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
              metric: str) -> tuple[Tensor, np.ndarray]:
-    """Checked float64 embeddings (unit rows for cosine) and dense class codes (N,)."""
+    """Checked float64 embeddings (unit rows for cosine) and dense class codes (N,).
+
+    Raises DataError for a non-(N, D) or non-finite array, labels of another length, or a
+    zero row under the cosine metric.
+    """
     x = torch.as_tensor(embeddings).detach().cpu().to(torch.float64)
     if x.ndim != 2 or len(x) == 0:
         raise DataError(f"embeddings must be (N, D) with N >= 1, got shape {tuple(x.shape)}")
@@ -305,8 +309,26 @@ def _faiss_negatives(work: np.ndarray, start: np.ndarray, stop: np.ndarray,
         yield int(first), int(last), torch.from_numpy(found)
 
 
+def _use_faiss(backend: str, n_classes: int, kk_neg: int) -> bool:
+    """Whether negatives go through faiss: asked for, or "auto" where it measured faster.
+
+    On 2 cores faiss.knn against each class's complement matched the torch blocks with no
+    skip and beat them by about 25% with a wide skip band (k >= 64), but costs one pass over
+    the data per class, so "auto" takes it only for a few classes and wide bands.
+    """
+    if backend != "auto":
+        return backend == "faiss"
+    if n_classes > 20 or kk_neg < 64:
+        return False
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def mine_pools(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
-               config: PoolConfig | None = None, *, block_size: int = 2048,
+               config: PoolConfig | None = None, *, block_size: int = 512,
                backend: Literal["auto", "torch", "faiss"] = "auto",
                progress: bool = False) -> Pools:
     """Hard-positive and hard-negative pools of every anchor, in O(N k) memory.
@@ -319,7 +341,7 @@ def mine_pools(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
         config: pool sizes, skip bands and metric (PoolConfig() when None).
         block_size: anchors per block; a block's scores use at most 128 MB.
         backend: "torch" (blocked scores), "faiss" (faiss.knn for the negatives of each
-            class; best with few large classes) or "auto" (torch, the faster here).
+            class; for few large classes) or "auto" (see ``_use_faiss``).
         progress: show a tqdm bar over anchor blocks.
     Returns:
         Pools, rows in dataset order.
@@ -329,7 +351,7 @@ def mine_pools(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
         raise ConfigError(f"backend {backend!r} is not one of 'auto', 'torch', 'faiss'")
     if block_size < 1:
         raise ConfigError(f"block_size must be >= 1, got {block_size}")
-    ref, codes = _prepare(embeddings, labels, config.metric)
+    ref, codes = prepare_inputs(embeddings, labels, config.metric)
     n, metric = len(ref), config.metric
     order_np = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
@@ -348,7 +370,7 @@ def mine_pools(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
     order, labels_t = torch.from_numpy(order_np), torch.from_numpy(lab)
     t_pos, t_skip_pos = torch.from_numpy(n_pos), torch.from_numpy(skip_pos)
     t_neg, t_skip_neg = torch.from_numpy(n_neg), torch.from_numpy(skip_neg)
-    use_faiss = backend == "faiss"
+    use_faiss = _use_faiss(backend, len(sizes), int(skip_neg.max()) + config.k_neg + MARGIN)
     out = [np.full((n, k), fill, dtype) for k in (config.k_pos, config.k_neg)
            for fill, dtype in ((-1, np.int64), (np.nan, np.float32))]
     chunk = max(1, BLOCK_ELEMENTS // block_size)
@@ -387,18 +409,21 @@ def mine_pools(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
 
 
 def mine_pools_naive(embeddings: np.ndarray | Tensor, labels: np.ndarray | Tensor,
-                     config: PoolConfig | None = None, *, chunk: int = 1024) -> Pools:
+                     config: PoolConfig | None = None, *, chunk: int = 512) -> Pools:
     """The oracle: the full (N, N) float64 distance matrix, each row sorted stably.
 
-    Memory is 8 N^2 bytes (7.2 GB at N = 30 000): for tests and benchmark references.
+    Memory is 8 N^2 bytes plus a few chunk x N (7.4 GB at N = 30 000): for tests and
+    benchmark references.
     Args:
         embeddings: (N, D).  labels: (N,).  config: as for ``mine_pools``.
-        chunk: rows sorted at a time.
+        chunk: rows computed and sorted at a time.
     """
     config = config or PoolConfig()
-    ref, codes = _prepare(embeddings, labels, config.metric)
-    dist = pairwise_distance(ref, metric=config.metric)  # (N, N) float64
+    ref, codes = prepare_inputs(embeddings, labels, config.metric)
     n = len(ref)
+    dist = torch.empty(n, n, dtype=torch.float64)  # the full matrix, filled in row chunks
+    for r0 in range(0, n, chunk):
+        dist[r0:r0 + chunk] = pairwise_distance(ref[r0:r0 + chunk], ref, config.metric)
     lab, sizes = torch.from_numpy(codes), np.bincount(codes)[codes]
     counts = {True: sizes - 1, False: n - sizes}
     out: list[np.ndarray] = []

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from lookalike.data import ImageDataset, check_trainable, open_collection, split_by_item
-from lookalike.data.records import ArrayCollection, ImageCollection
 from lookalike.training.config import TrainConfig
 
 
@@ -22,13 +21,6 @@ class TrainingData:
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-
-
-def input_channels(collection: ImageCollection) -> int:
-    """1 for grayscale arrays (Fashion-MNIST), 3 for everything else."""
-    if isinstance(collection, ArrayCollection) and collection.pixels.ndim == 3:
-        return 1
-    return 3
 
 
 def channel_statistics(dataset: ImageDataset, limit: int = 5000) -> tuple[tuple, tuple]:
@@ -64,9 +56,8 @@ def prepare_training_data(config: TrainConfig) -> TrainingData:
     train_idx = train_idx[limit_items(collection.labels[train_idx], config.train_limit,
                                       config.seed)]
     val_idx = val_idx[limit_items(held_out.labels[val_idx], config.val_limit, config.seed)]
-    channels = input_channels(collection)
-    train = ImageDataset(collection.subset(train_idx), size=config.input_size, channels=channels)
-    val = ImageDataset(held_out.subset(val_idx), size=config.input_size, channels=channels)
+    train = ImageDataset(collection.subset(train_idx), size=config.input_size)
+    val = ImageDataset(held_out.subset(val_idx), size=config.input_size, channels=train.channels)
     check_trainable(train.collection)
     mean, std = channel_statistics(train)
-    return TrainingData(train, val, list(collection.class_names), channels, mean, std)
+    return TrainingData(train, val, list(collection.class_names), train.channels, mean, std)
