@@ -12,6 +12,8 @@ of pool entries on which the two agree.
 
     python bench/mining.py                       # the full table (a few minutes)
     python bench/mining.py --sizes 10000 --synthetic --backends torch
+    python bench/mining.py --sizes 60000 --synthetic --backends torch --k 5 \
+        --positive-band 0.2 --negative-band 0.05 --out bench/results/mining-bands.json
 
 Writes bench/results/mining.json and prints a table.
 """
@@ -86,7 +88,7 @@ def available_bytes() -> float:
     return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGESIZE"))
 
 
-def child(inputs: Path, method: str, out: Path, threads: int) -> None:
+def child(inputs: Path, method: str, out: Path, threads: int, config: PoolConfig) -> None:
     """Mine one case and print {"seconds", "peak_mb"} as a JSON line (runs in a subprocess)."""
     import torch
     torch.set_num_threads(threads)
@@ -99,9 +101,9 @@ def child(inputs: Path, method: str, out: Path, threads: int) -> None:
     base = peak_rss_mb()
     start = time.perf_counter()
     if method == "naive":
-        pools = mine_pools_naive(x, y, CONFIG)
+        pools = mine_pools_naive(x, y, config)
     else:
-        pools = mine_pools(x, y, CONFIG, backend=method)
+        pools = mine_pools(x, y, config, backend=method)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_mb": max(peak_rss_mb() - base, 0.0)}))
     pools.save(out)
@@ -115,7 +117,7 @@ def agreement(a: Pools, b: Pools) -> float:
 
 
 def run_case(work: Path, name: str, x: np.ndarray, y: np.ndarray, methods: list[str],
-             threads: int, timeout: int) -> list[dict]:
+             threads: int, timeout: int, config: PoolConfig) -> list[dict]:
     """All methods of one input, each in a fresh subprocess; rows for the table."""
     inputs = work / f"{name}.npz"
     np.savez(inputs, x=x, y=y)
@@ -131,7 +133,8 @@ def run_case(work: Path, name: str, x: np.ndarray, y: np.ndarray, methods: list[
         try:
             done = subprocess.run(
                 [sys.executable, __file__, "--child", str(inputs), method, str(out),
-                 "--threads", str(threads)], capture_output=True, text=True,
+                 "--threads", str(threads), "--pool-config", json.dumps(asdict(config))],
+                capture_output=True, text=True,
                 timeout=timeout, check=True)
         except subprocess.TimeoutExpired:
             rows.append({"case": name, "n": len(x), "method": method, "error": "timeout"})
@@ -184,12 +187,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
     parser.add_argument("--out", type=Path, default=Path("bench/results/mining.json"))
+    parser.add_argument("--k", type=int, default=CONFIG.k_pos,
+                        help=f"hard positives and negatives per anchor (default {CONFIG.k_pos})")
+    parser.add_argument("--positive-band", type=float, default=0.0,
+                        help="skip this share of each anchor's farthest positives (0)")
+    parser.add_argument("--negative-band", type=float, default=0.0,
+                        help="skip this share of each anchor's nearest negatives (0)")
+    parser.add_argument("--pool-config", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=3, metavar=("INPUTS", "METHOD", "OUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(Path(args.child[0]), args.child[1], Path(args.child[2]), args.threads)
+        child(Path(args.child[0]), args.child[1], Path(args.child[2]), args.threads,
+              PoolConfig(**json.loads(args.pool_config)))
         return 0
+    config = PoolConfig(k_pos=args.k, k_neg=args.k, skip_pos=args.positive_band,
+                        skip_neg=args.negative_band)
     if args.embeddings is not None:
         own = np.load(args.embeddings).astype(np.float32), np.load(args.labels)
     rows: list[dict] = []
@@ -205,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                 x, y = own[0][:n], own[1][:n]
             methods = args.backends + (["naive"] if len(x) <= args.naive_max else [])
             rows += run_case(Path(tmp), f"{source}-{len(x)}", x, y, methods, args.threads,
-                             args.timeout)
+                             args.timeout, config)
     import faiss
     import torch
     write_json(args.out, {
-        "config": asdict(CONFIG), "threads": args.threads, "cpu_count": os.cpu_count(),
+        "config": asdict(config), "threads": args.threads, "cpu_count": os.cpu_count(),
         "torch": torch.__version__, "faiss": faiss.__version__,
         "load_average_after": os.getloadavg()[0], "rows": rows})
     print_table(rows)

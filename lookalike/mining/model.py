@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lookalike.data import ImageDataset, open_collection
+from lookalike.data import ImageDataset, check_trainable, open_collection
 from lookalike.errors import ConfigError
 from lookalike.mining.analysis import analyze_pools
 from lookalike.mining.pools import PoolConfig, Pools, mine_pools
@@ -74,12 +74,16 @@ def mine_with_model(model: nn.Module, dataset: BatchDataset, labels: np.ndarray,
 
 
 def mining_dataset(data: str, split: str | None, *, limit: int | None = None,
-                   input_size: int | None = None) -> ImageDataset:
-    """The images to mine: a dataset split, optionally its first ``limit`` items."""
+                   input_size: int | None = None, channels: int | None = None) -> ImageDataset:
+    """The images to mine: a dataset split, optionally its first ``limit`` items.
+
+    Refuses, like training, data without a positive for some class or without negatives.
+    """
     collection = open_collection(data, split=split)
     if limit is not None and limit < len(collection):
         collection = collection.subset(np.arange(limit))
-    return ImageDataset(collection, size=input_size)
+    check_trainable(collection)
+    return ImageDataset(collection, size=input_size, channels=channels)
 
 
 def mine_collection(data: str, mining_model: str, config: PoolConfig, *,
@@ -88,11 +92,20 @@ def mine_collection(data: str, mining_model: str, config: PoolConfig, *,
                     progress: bool = True) -> MinedPools:
     """``lookalike mine``: embed a dataset with a mining model and mine its pools.
 
-    The labels and the item sources ride along in the pools file, so ``analyze`` and
-    training can check that the pools belong to their data.
+    Images are read at the size the mining model takes: ``input_size`` for a pretrained
+    backbone, the checkpoint's own input size and channels for a lookalike checkpoint. The
+    labels and the analysis ride along in the pools file, so ``analyze`` needs no images.
     """
-    dataset = mining_dataset(data, split, limit=limit)
-    model = load_mining_model(mining_model, in_channels=dataset.channels, input_size=input_size)
+    if mining_model in PRETRAINED:
+        dataset = mining_dataset(data, split, limit=limit, input_size=input_size)
+        model = load_mining_model(mining_model, in_channels=dataset.channels,
+                                  input_size=input_size)
+    else:
+        model = load_mining_model(mining_model, in_channels=3)
+        assert isinstance(model, Embedder)
+        embedder = model.config
+        dataset = mining_dataset(data, split, limit=limit, input_size=embedder.input_size,
+                                 channels=embedder.in_channels)
     labels = dataset.collection.labels
     mined = mine_with_model(model, dataset, labels, config, device=device, progress=progress)
     analysis = analyze_pools(mined.embeddings, labels, mined.pools)
