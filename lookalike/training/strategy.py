@@ -140,13 +140,13 @@ class PooledStrategy(Strategy):
 
     def use_pools(self, pools: Pools) -> None:
         config = self.config
-        self.loss = triplet_loss(config, config.hybrid_selection)
         if config.mining == "offline-hard":
             self.loss = triplet_loss(config, "offline")
             self.sampler = OfflineTripletSampler(
                 pool_triplets(pools, config.seed), max(1, config.batch_size // 3),
                 seed=config.seed)
             return
+        self.loss = triplet_loss(config, config.hybrid_selection)
         anchors_per_class = config.items_per_class // (2 + config.inject_negatives)
         self.sampler = HardPositiveBatchSampler(
             self.labels, pools.positive_index, pools.negative_index,
