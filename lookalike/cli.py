@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lookalike import __version__
+from lookalike import __version__, cli_search
 from lookalike.errors import LookalikeError
 from lookalike.training.config import STRATEGIES, TrainConfig
 
@@ -230,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text,
-                                  epilog=EXAMPLES.get(name),
+                                  epilog=epilog or EXAMPLES.get(name),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -294,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--resume", action="store_true", help="continue an interrupted demo")
     add_train_options(demo)
     demo.set_defaults(func=cmd_demo)
+
+    cli_search.register(commands, command)
     return parser
 
 

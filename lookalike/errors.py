@@ -29,3 +29,8 @@ class ConfigError(LookalikeError):
 
 class TrainingError(LookalikeError):
     """Training cannot go on (for example a NaN loss); the last good checkpoint is kept."""
+
+
+class SearchIndexError(LookalikeError):
+    """A search index folder that is missing files, damaged, written by another version,
+    or asked to mix vectors from another model."""

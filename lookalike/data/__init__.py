@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lookalike.data.dataset import ImageDataset
 from lookalike.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
-from lookalike.data.folder import IMAGE_EXTENSIONS, scan_image_folder
+from lookalike.data.folder import IMAGE_EXTENSIONS, UNLABELLED, scan_image_folder, scan_images
 from lookalike.data.idx import read_idx, read_idx_pair
 from lookalike.data.images import DEFAULT_MAX_PIXELS, decode_image
 from lookalike.data.manifest import read_manifest
@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
+    "UNLABELLED",
     "ArrayCollection",
     "Augment",
     "FileCollection",
@@ -43,6 +44,7 @@ __all__ = [
     "read_idx_pair",
     "read_manifest",
     "scan_image_folder",
+    "scan_images",
     "split_by_class",
     "split_by_item",
     "to_tensor",

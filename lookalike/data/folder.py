@@ -109,3 +109,24 @@ def scan_image_folder(root: str | os.PathLike[str], split: str | None = None,
         [s for s, tree in trees.items() for c in tree for _ in tree[c]]
     )
     return FileCollection(paths, labels, names, splits=splits, max_pixels=max_pixels)
+
+
+UNLABELLED = ""
+"""The one class name of an unlabelled collection (``scan_images`` on a flat folder)."""
+
+
+def scan_images(root: str | os.PathLike[str],
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> FileCollection:
+    """Every image below ``root``, for indexing: labelled by class sub-folder when ``root``
+    holds only folders, unlabelled (one class named ``UNLABELLED``) when it holds image files
+    itself, as a folder of product photos does."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    top_images = [e for e in root.iterdir() if e.is_file() and not e.name.startswith(".")
+                  and e.suffix.lower() in IMAGE_EXTENSIONS]
+    if not top_images:
+        return scan_image_folder(root, max_pixels=max_pixels)
+    images, _ = _images_under(root)
+    return FileCollection(images, np.zeros(len(images), dtype=np.int64), [UNLABELLED],
+                          max_pixels=max_pixels)

@@ -7,6 +7,7 @@ embedded its training images, whoever calls it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -116,7 +117,8 @@ def build_embedder(config: EmbedderConfig, *, pretrained: bool = True,
 
 
 def embed(model: nn.Module, dataset: BatchDataset, batch_size: int = 256,
-          device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
+          device: str | torch.device = "cpu", progress: bool = True,
+          on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """Embed every item of ``dataset`` in order: (N, D) float32, row i for item i.
 
     Runs in eval mode under ``torch.inference_mode`` (batch-norm statistics frozen, no
@@ -129,6 +131,7 @@ def embed(model: nn.Module, dataset: BatchDataset, batch_size: int = 256,
         batch_size: images per forward pass.
         device: where to run, e.g. "cpu" or "cuda".
         progress: show a tqdm bar.
+        on_batch: called with the batch's size after each batch (an outer progress bar).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -145,6 +148,8 @@ def embed(model: nn.Module, dataset: BatchDataset, batch_size: int = 256,
                 out = model(images.to(device, non_blocking=True))  # (B, D)
                 chunks.append(out.float().cpu().numpy())
                 bar.update(len(indices))
+                if on_batch is not None:
+                    on_batch(len(indices))
     finally:
         model.train(was_training)
     if not chunks:

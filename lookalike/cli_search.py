@@ -1,0 +1,262 @@
+"""The ``index`` and ``search`` commands: parse options, call ``lookalike.search``, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lookalike.errors import ConfigError
+
+EXAMPLES = {
+    "index": """examples:
+  lookalike index build --checkpoint runs/demo/train/best --data fashion-mnist --split test \\
+      --out indexes/fm-test
+  lookalike index build --checkpoint runs/photos/best --images photos/ --out indexes/photos
+  lookalike index build --checkpoint runs/photos/best --images big/ --kind hnsw --out idx
+  lookalike index add --index indexes/photos --images new-photos/
+  lookalike index remove --index indexes/photos 12 13 14
+  lookalike index info --index indexes/photos""",
+    "search": """examples:
+  lookalike search --index indexes/photos shoe.png bag.jpg -k 5
+  lookalike search --index indexes/fm-test --id 0 --id 17 --grid results.png
+  lookalike search --index indexes/fm-test --random 6 -k 8 --grid results.png
+  lookalike search --index indexes/photos shoe.png --json
+  lookalike search --index indexes/photos --duplicates --threshold 0.05""",
+}
+
+KIND_HELP = ("vector index: flat (exact inner product), hnsw or ivf (approximate), or auto "
+             "(default: flat up to {limit} items, hnsw above)")
+
+
+def add_index_spec_options(parser: argparse.ArgumentParser) -> None:
+    from lookalike.search import AUTO_APPROXIMATE_ABOVE, KINDS, IndexSpec
+
+    defaults = IndexSpec()
+    group = parser.add_argument_group("vector index")
+    group.add_argument("--kind", choices=KINDS, default=defaults.kind,
+                       help=KIND_HELP.format(limit=f"{AUTO_APPROXIMATE_ABOVE:,}"))
+    group.add_argument("--hnsw-m", type=int, default=defaults.hnsw_m,
+                       help=f"HNSW graph degree (default {defaults.hnsw_m})")
+    group.add_argument("--ef-construction", type=int, default=defaults.ef_construction,
+                       help=f"HNSW build beam width (default {defaults.ef_construction})")
+    group.add_argument("--ef-search", type=int, default=defaults.ef_search,
+                       help=f"HNSW search beam width (default {defaults.ef_search})")
+    group.add_argument("--nlist", type=int, default=defaults.nlist,
+                       help="IVF cells (default 0: 4 * sqrt(N))")
+    group.add_argument("--nprobe", type=int, default=defaults.nprobe,
+                       help=f"IVF cells searched per query (default {defaults.nprobe})")
+
+
+def _data_source(args: argparse.Namespace) -> Any:
+    """--images DIR / FILE... or --data SPEC: what to index."""
+    if args.images and args.data:
+        raise ConfigError("give --images or --data, not both")
+    if args.images:
+        return args.images[0] if len(args.images) == 1 and Path(args.images[0]).is_dir() \
+            else args.images
+    if args.data:
+        return args.data
+    raise ConfigError("say what to index: --images FOLDER (or image files) or --data SPEC")
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from lookalike.search import Index, IndexSpec
+
+    spec = IndexSpec(kind=args.kind, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,
+                     ef_search=args.ef_search, nlist=args.nlist, nprobe=args.nprobe)
+    index = Index.build(args.checkpoint, _data_source(args), args.out, split=args.split,
+                        spec=spec, skip_bad=args.skip_bad, batch_size=args.batch_size,
+                        device=args.device, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"indexed {len(index)} items ({index.kind}, model {index.fingerprint}) in {args.out}")
+    return 0
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    from lookalike.search import Index
+
+    with Index.open(args.index, device=args.device) as index:
+        ids = index.add(_data_source(args), split=args.split, checkpoint=args.checkpoint,
+                        skip_bad=args.skip_bad, batch_size=args.batch_size,
+                        progress=not args.quiet)
+        print(f"added {len(ids)} items (ids {ids[0]}..{ids[-1]}); the index now holds "
+              f"{len(index)}")
+    return 0
+
+
+def cmd_index_remove(args: argparse.Namespace) -> int:
+    from lookalike.search import Index
+
+    with Index.open(args.index) as index:
+        removed = index.remove(args.ids)
+        print(f"removed {removed} items; the index now holds {len(index)}")
+    return 0
+
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    from lookalike.search import Index
+
+    with Index.open(args.index) as index:
+        info = index.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    labels = info.pop("labels")
+    for key, value in info.items():
+        print(f"{key:>18}: {value}")
+    named = {k: v for k, v in labels.items() if k is not None}
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(named.items())[:20])
+    more = f", ... ({len(named)} labels)" if len(named) > 20 else ""
+    unlabelled = f"; {labels[None]} unlabelled" if None in labels else ""
+    print(f"{'labels':>18}: {shown or '-'}{more}{unlabelled}")
+    return 0
+
+
+def _run_queries(args: argparse.Namespace,
+                 index: Any) -> tuple[list[str], list[Any], list[Any], list[str | None]]:
+    """Search every query: (names, results, images for --grid, labels where known)."""
+    from lookalike.data import decode_image
+
+    k = args.k
+    names: list[str] = []
+    results: list[Any] = []
+    images: list[Any] = []
+    labels: list[str | None] = []
+    ids = list(args.id or [])
+    if args.random:
+        ids += [int(i) for i in index.store.sample_ids(args.random, seed=args.seed)]
+    if ids:
+        records = index.records(ids)
+        results += index.more_like(ids, k)
+        for item_id in ids:
+            names.append(f"item {item_id} ({records[item_id].source})")
+            labels.append(records[item_id].label)
+            if args.grid:
+                images.append(index.image(item_id))
+    if args.queries:
+        results += index.search(list(args.queries), k)
+        known = set(index.store.labels())
+        for query in args.queries:
+            names.append(query)
+            parent = Path(query).resolve().parent.name  # a query from a class folder
+            labels.append(parent if parent in known else None)
+            if args.grid:
+                images.append(decode_image(query))
+    return names, results, images, labels
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from lookalike.search import Index
+    from lookalike.search.display import groups_table, hits_table, results_json
+
+    with Index.open(args.index, device=args.device, ef_search=args.ef_search,
+                    nprobe=args.nprobe) as index:
+        if args.duplicates:
+            if args.threshold is None:
+                raise ConfigError("--duplicates needs --threshold T (a distance, e.g. 0.05)")
+            groups = index.duplicates(args.threshold, neighbors=args.k)
+            sources = {i: r.source for i, r in
+                       index.records([i for g in groups for i in g]).items()}
+            if args.json:
+                print(json.dumps([{"ids": g, "sources": [sources[i] for i in g]}
+                                  for g in groups], indent=2))
+            else:
+                print(groups_table(groups, sources) if groups else "no duplicates found")
+                print(f"{len(groups)} groups, {sum(map(len, groups))} items within distance "
+                      f"{args.threshold}")
+            return 0
+        if not (args.queries or args.id or args.random):
+            raise ConfigError("give query images, --id ITEM, --random N or --duplicates")
+        names, results, images, labels = _run_queries(args, index)
+        if args.json:
+            print(json.dumps(results_json(names, results), indent=2))
+        else:
+            print("\n\n".join(hits_table(n, hits) for n, hits in zip(names, results,
+                                                                     strict=True)))
+        if args.grid:
+            from lookalike.viz import save_figure
+            from lookalike.viz.search import plot_search_grid
+
+            save_figure(plot_search_grid(index, images, results, labels), args.grid)
+            if not args.json:
+                print(f"grid written to {args.grid}")
+    return 0
+
+
+def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add ``index build|add|remove|info`` and ``search`` to the top-level parser."""
+    index = command("index", "Build, grow, shrink or describe a search index.",
+                    epilog=EXAMPLES["index"])
+    actions = index.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text,
+                                 epilog=EXAMPLES["index"],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                         help="no progress bars")
+        sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks on errors")
+        return sub
+
+    def add_sources(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--images", nargs="+", metavar="PATH",
+                         help="a folder (class sub-folders give labels; plain images are "
+                         "unlabelled) or image files")
+        sub.add_argument("--data", help="a --data spec as in train: fashion-mnist, an IDX "
+                         "folder, an image folder or a CSV manifest")
+        sub.add_argument("--split", help="the split of --data to index (e.g. test)")
+        sub.add_argument("--skip-bad", action="store_true",
+                         help="skip (and count) unreadable images instead of stopping")
+        sub.add_argument("--batch-size", type=int, default=256,
+                         help="images per forward pass (default 256)")
+        sub.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+    build = action("build", "Embed a collection with a checkpoint and write an index folder.")
+    build.add_argument("--checkpoint", required=True, help="a checkpoint (e.g. runs/x/best)")
+    build.add_argument("--out", required=True, help="index folder to create")
+    build.add_argument("--overwrite", action="store_true",
+                       help="replace an existing index folder (only once the new one is whole)")
+    add_sources(build)
+    add_index_spec_options(build)
+    build.set_defaults(func=cmd_index_build)
+
+    add = action("add", "Embed more images with the index's own model and add them.")
+    add.add_argument("--index", required=True, help="the index folder")
+    add.add_argument("--checkpoint", help="refuse to add unless this is the index's model")
+    add_sources(add)
+    add.set_defaults(func=cmd_index_add)
+
+    remove = action("remove", "Remove items by id.")
+    remove.add_argument("--index", required=True, help="the index folder")
+    remove.add_argument("ids", nargs="+", type=int, metavar="ID", help="item ids to remove")
+    remove.set_defaults(func=cmd_index_remove)
+
+    info = action("info", "Describe an index: size, kind, model, labels.")
+    info.add_argument("--index", required=True, help="the index folder")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_index_info)
+
+    search = command("search", "Find the items that look most like query images.",
+                     epilog=EXAMPLES["search"])
+    search.add_argument("--index", required=True, help="the index folder")
+    search.add_argument("queries", nargs="*", metavar="QUERY", help="query image files")
+    search.add_argument("--id", type=int, action="append", metavar="ITEM",
+                        help="search from an item already in the index (repeatable); "
+                        "the item itself is left out of its results")
+    search.add_argument("--random", type=int, metavar="N",
+                        help="search from N random items of the index")
+    search.add_argument("--seed", type=int, help="seed for --random")
+    search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    search.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    search.add_argument("--grid", metavar="PNG", help="also draw queries and results here")
+    search.add_argument("--duplicates", action="store_true",
+                        help="list groups of near-identical items instead of searching")
+    search.add_argument("--threshold", type=float,
+                        help="with --duplicates: the largest distance between duplicates")
+    search.add_argument("--ef-search", type=int, help="HNSW recall knob for this search")
+    search.add_argument("--nprobe", type=int, help="IVF recall knob for this search")
+    search.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    search.set_defaults(func=cmd_search)

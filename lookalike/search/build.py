@@ -1,0 +1,199 @@
+"""Building an index folder: embed a collection in resumable chunks, then write it whole.
+
+Everything is written into ``<out>.partial/`` next to the target. Embeddings are saved
+chunk by chunk (``embeddings/00012.npy``, each written atomically), with ``build.json``
+naming the model fingerprint and a digest of the items; running the same build again after
+an interruption reuses the chunks already there, and a build of other data or by another
+model starts clean. Only when the vectors, metadata and model copy are all written is the
+folder renamed to ``<out>``: an index folder that opens is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lookalike import __version__
+from lookalike.data import UNLABELLED, ArrayCollection, FileCollection, ImageCollection
+from lookalike.data.dataset import ImageDataset
+from lookalike.errors import SearchIndexError
+from lookalike.files import atomic_path, write_json
+from lookalike.models import Embedder, embed
+from lookalike.models.filepair import pair_paths
+from lookalike.search.store import MODEL_DIR, IndexStore, NewItem, utc_now
+from lookalike.search.vectors import IndexSpec, build_vector_index
+
+CHUNK_ITEMS = 4096
+"""Items embedded between two saved chunks: the most work an interruption can lose."""
+
+
+def partial_folder(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def new_items(collection: ImageCollection, ids: np.ndarray) -> Iterator[NewItem]:
+    """Rows for the collection's items: files by absolute path, in-memory images as PNG."""
+    files = isinstance(collection, FileCollection)
+    for position, item_id in enumerate(ids.tolist()):
+        name = collection.class_names[int(collection.labels[position])]
+        label = None if name == UNLABELLED else name
+        if files:
+            path = str(Path(collection.source(position)).resolve())
+            yield NewItem(item_id, collection.source(position), path, label)
+        else:
+            yield NewItem(item_id, collection.source(position), None, label,
+                          png_bytes(collection, position))
+
+
+def png_bytes(collection: ImageCollection, position: int) -> bytes:
+    buffer = io.BytesIO()
+    collection.load(position).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def collection_digest(collection: ImageCollection) -> str:
+    """Identifies the items of a build (sources and labels), to know whether to resume."""
+    digest = hashlib.sha256()
+    for i in range(len(collection)):
+        digest.update(collection.source(i).encode("utf-8", "surrogateescape") + b"\n")
+    digest.update(np.ascontiguousarray(collection.labels).tobytes())
+    if isinstance(collection, ArrayCollection):  # the same names could hold other pixels
+        digest.update(hashlib.sha256(collection.pixels.tobytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def embed_collection(model: Embedder, collection: ImageCollection, work: Path | None = None,
+                     *, batch_size: int = 256, device: str | torch.device = "cpu",
+                     progress: bool = True, log: Callable[[str], None] = print,
+                     fingerprint: str = "") -> np.ndarray:
+    """(N, D) float32 embeddings of ``collection`` as the index will store them.
+
+    With ``work``, chunks are saved there and reused by a rerun with the same model and items.
+    """
+    config = model.config
+    dataset = ImageDataset(collection, size=config.input_size, channels=config.in_channels)
+    n = len(collection)
+    chunks = range(0, n, CHUNK_ITEMS)
+    if work is not None:
+        _prepare_work(work, {"fingerprint": fingerprint,
+                             "items": collection_digest(collection), "count": n,
+                             "chunk_items": CHUNK_ITEMS, "dim": config.embedding_dim}, log)
+    parts: list[np.ndarray] = []
+    with tqdm(total=n, unit="img", desc="embed", disable=not progress) as bar:
+        for start in chunks:
+            stop = min(start + CHUNK_ITEMS, n)
+            saved = None if work is None else work / "embeddings" / f"{start:010d}.npy"
+            if saved is not None and saved.is_file():
+                part = np.load(saved)
+                if part.shape == (stop - start, config.embedding_dim):
+                    parts.append(part)
+                    bar.update(stop - start)
+                    continue
+            subset = _Slice(dataset, start, stop)
+            part = embed(model, subset, batch_size=batch_size, device=device, progress=False,
+                         on_batch=bar.update)
+            if saved is not None:
+                with atomic_path(saved) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, part)
+            parts.append(part)
+    if not parts:
+        return np.zeros((0, config.embedding_dim), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+class _Slice:
+    """Items ``start .. stop`` of a dataset, with the ``batch`` interface ``embed`` uses."""
+
+    def __init__(self, dataset: ImageDataset, start: int, stop: int) -> None:
+        self.dataset, self.start, self.stop = dataset, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.dataset.batch(torch.as_tensor(indices) + self.start)
+
+
+def _prepare_work(work: Path, key: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Keep the saved chunks of the same build; clear those of another one."""
+    stamp = work / "build.json"
+    if stamp.is_file():
+        try:
+            previous = json.loads(stamp.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        done = len(list((work / "embeddings").glob("*.npy")))
+        if previous == key:
+            if done:
+                log(f"resuming the unfinished build in {work} ({done} chunks of "
+                    f"{CHUNK_ITEMS} items already embedded)")
+            return
+        log(f"{work} holds an unfinished build of other items or another model: starting clean")
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "embeddings").mkdir(parents=True)
+    write_json(stamp, key)
+
+
+def copy_checkpoint(checkpoint: str | Path, folder: Path) -> None:
+    """Copy the checkpoint's weight and JSON files into ``folder/model/``."""
+    tensors, document = pair_paths(checkpoint, "model")
+    target = folder / MODEL_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for source, name in ((tensors, "model.safetensors"), (document, "model.json")):
+        with atomic_path(target / name) as tmp:
+            shutil.copyfile(source, tmp)
+
+
+def write_index_folder(out: Path, *, model: Embedder, fingerprint: str, checkpoint: str | Path,
+                       collection: ImageCollection, spec: IndexSpec, data: str | None,
+                       batch_size: int = 256, device: str | torch.device = "cpu",
+                       overwrite: bool = False, progress: bool = True,
+                       log: Callable[[str], None] = print) -> None:
+    """Embed ``collection`` with ``model`` and write the index folder ``out``."""
+    if out.exists() and not overwrite:
+        raise SearchIndexError(f"{out} already exists: grow it with `lookalike index add`, "
+                               "or pass --overwrite to replace it")
+    work = partial_folder(out)
+    vectors = embed_collection(model, collection, work, batch_size=batch_size, device=device,
+                               progress=progress, log=log, fingerprint=fingerprint)
+    resolved = spec.resolved(len(vectors))
+    metric = "ip" if model.config.normalize else "l2"
+    log(f"building a {resolved.kind} index over {len(vectors)} vectors of dimension "
+        f"{vectors.shape[1]}")
+    ids = np.arange(len(vectors), dtype=np.int64)
+    index = build_vector_index(vectors, ids, resolved, metric)
+    copy_checkpoint(checkpoint, work)
+    meta = {"fingerprint": fingerprint, "dim": int(vectors.shape[1]), "metric": metric,
+            "spec": resolved.to_dict(), "next_id": len(vectors), "data": data,
+            "checkpoint": str(Path(checkpoint).resolve()), "created_at": utc_now(),
+            "lookalike_version": __version__}
+    items = new_items(collection, ids)
+    if progress:
+        items = tqdm(items, total=len(ids), unit="item", desc="metadata", leave=False)
+    IndexStore.create(work, meta, index, items).close()
+    shutil.rmtree(work / "embeddings")
+    (work / "build.json").unlink()
+    _move_into_place(work, out)
+
+
+def _move_into_place(work: Path, out: Path) -> None:
+    """Rename the finished folder to ``out``, replacing an old index only now."""
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        work.rename(out)
+        shutil.rmtree(old)
+    else:
+        work.rename(out)

@@ -1,0 +1,377 @@
+"""``Index``: a searchable image collection (vectors + metadata + model), the Python API.
+
+    index = Index.build("runs/demo/train/best", "fashion-mnist", "indexes/fm", split="test")
+    index = Index.open("indexes/fm")
+    hits = index.search(["shoe.png"], k=10)        # one list of Hit per query
+    index.add("new-photos/")                       # embedded by the index's own model
+    index.remove([3, 17])
+
+The index keeps a copy of the model that embedded its items, so queries are embedded by
+the same model and vectors from any other model are refused (their fingerprints differ).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import faiss
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from lookalike.data import (
+    DEFAULT_MAX_PIXELS,
+    FileCollection,
+    ImageCollection,
+    decode_image,
+    open_collection,
+    scan_images,
+)
+from lookalike.errors import ConfigError, DataError, SearchIndexError
+from lookalike.models import Embedder, load_checkpoint
+from lookalike.search.build import embed_collection, new_items, write_index_folder
+from lookalike.search.queries import Query, query_batch
+from lookalike.search.store import IndexStore, ItemRecord
+from lookalike.search.vectors import (
+    IndexSpec,
+    as_vectors,
+    configure_search,
+    index_kind,
+    remove_vectors,
+    scores_to_distances,
+    stored_ids,
+    stored_vectors,
+)
+
+DataSource = ImageCollection | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the item's rank (1 = nearest), id, distance and metadata."""
+
+    rank: int
+    id: int
+    distance: float
+    source: str
+    label: str | None
+    path: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "id": self.id, "distance": self.distance,
+                "source": self.source, "label": self.label, "path": self.path}
+
+
+class Neighbors(NamedTuple):
+    """Raw k-NN answer: (Q, k) ids (-1 where an approximate index found fewer) and distances."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+
+
+def open_data(data: DataSource, split: str | None = None, skip_bad: bool = False,
+              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageCollection:
+    """What to index: a collection, a ``--data`` spec, a folder (class sub-folders or plain
+    images), or a list of image files (unlabelled)."""
+    if isinstance(data, ImageCollection):
+        return data
+    if isinstance(data, list | tuple):
+        paths = [os.fspath(p) for p in data]
+        if not paths:
+            raise DataError("no images given")
+        collection: ImageCollection = FileCollection(
+            paths, np.zeros(len(paths), dtype=np.int64), [""], max_pixels=max_pixels)
+        if skip_bad:
+            collection, _ = collection.validate(skip_bad=True, progress=False)
+        return collection
+    path = Path(os.fspath(data))
+    if path.is_dir() and split is None and not _has_idx(path):
+        collection = scan_images(path, max_pixels=max_pixels)
+        if skip_bad:
+            collection, _ = collection.validate(skip_bad=True)
+        if len(collection) == 0:
+            raise DataError(f"{path}: no usable images")
+        return collection
+    return open_collection(os.fspath(data), split, skip_bad=skip_bad, max_pixels=max_pixels)
+
+
+def _has_idx(path: Path) -> bool:
+    from lookalike.data.fashion_mnist import has_idx_files
+    return has_idx_files(path)
+
+
+class Index:
+    """An opened index folder. Searching is thread-safe; changes take a lock."""
+
+    def __init__(self, store: IndexStore, vectors: faiss.Index, *, device: str = "cpu",
+                 backbone: nn.Module | None = None) -> None:
+        self.store = store
+        self.vectors = vectors
+        self.spec = IndexSpec.from_dict(store.meta["spec"])
+        self.device = device
+        self._backbone = backbone
+        self._model: Embedder | None = None
+        self._model_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    # -- building and opening ------------------------------------------------------------
+
+    @classmethod
+    def build(cls, checkpoint: str | os.PathLike[str], data: DataSource,
+              out: str | os.PathLike[str], *, split: str | None = None,
+              spec: IndexSpec | None = None, skip_bad: bool = False, batch_size: int = 256,
+              device: str = "cpu", overwrite: bool = False, progress: bool = True,
+              backbone: nn.Module | None = None,
+              log: Callable[[str], None] = print) -> Index:
+        """Embed ``data`` with the checkpoint's model and write a new index folder ``out``.
+
+        An interrupted build resumes when run again with the same model and data.
+        """
+        model, info = load_checkpoint(checkpoint, backbone=backbone)
+        collection = open_data(data, split, skip_bad=skip_bad)
+        name = None if isinstance(data, ImageCollection | list | tuple) else os.fspath(data)
+        write_index_folder(Path(out), model=model, fingerprint=info.fingerprint,
+                           checkpoint=checkpoint, collection=collection,
+                           spec=spec or IndexSpec(), data=name, batch_size=batch_size,
+                           device=device, overwrite=overwrite, progress=progress, log=log)
+        return cls.open(out, device=device, backbone=backbone)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, device: str = "cpu",
+             backbone: nn.Module | None = None, ef_search: int | None = None,
+             nprobe: int | None = None) -> Index:
+        """Open an index folder; ``ef_search`` / ``nprobe`` override the approximate search's
+        recall knobs for this session."""
+        store = IndexStore.open(path)
+        index = cls(store, store.read_vectors(), device=device, backbone=backbone)
+        overrides = {k: v for k, v in (("ef_search", ef_search), ("nprobe", nprobe)) if v}
+        if overrides:
+            index.spec = IndexSpec.from_dict({**index.spec.to_dict(), **overrides})
+        configure_search(index.vectors, index.spec)
+        return index
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what it holds ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self.vectors.ntotal)
+
+    @property
+    def path(self) -> Path:
+        return self.store.folder
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.store.meta["fingerprint"])
+
+    @property
+    def metric(self) -> str:
+        return str(self.store.meta["metric"])
+
+    @property
+    def kind(self) -> str:
+        return index_kind(self.vectors)
+
+    @property
+    def model(self) -> Embedder:
+        """The index's own model (loaded on first use), which embeds every query."""
+        with self._model_lock:
+            if self._model is None:
+                model, info = load_checkpoint(self.store.model_dir, backbone=self._backbone,
+                                              device=self.device)
+                if info.fingerprint != self.fingerprint:
+                    raise SearchIndexError(
+                        f"{self.store.model_dir} holds model {info.fingerprint}, but the "
+                        f"index's vectors come from model {self.fingerprint}: damaged folder")
+                self._model = model.eval()
+            return self._model
+
+    def info(self) -> dict[str, Any]:
+        """A summary for ``lookalike index info``."""
+        meta = self.store.meta
+        return {"path": str(self.path), "items": len(self), "kind": self.kind,
+                "metric": self.metric, "dim": meta["dim"], "fingerprint": self.fingerprint,
+                "spec": self.spec.to_dict(), "labels": self.store.labels(),
+                "data": meta.get("data"), "checkpoint": meta.get("checkpoint"),
+                "created_at": meta.get("created_at"),
+                "lookalike_version": meta.get("lookalike_version")}
+
+    def records(self, ids: Sequence[int]) -> dict[int, ItemRecord]:
+        return self.store.records(ids)
+
+    def image(self, item_id: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+        """Item ``item_id``'s image, from the index's own record (stored PNG or file path)."""
+        record = self.store.records([item_id]).get(int(item_id))
+        if record is None:
+            raise SearchIndexError(f"no item with id {item_id} in {self.path}")
+        stored = self.store.image_bytes(item_id)
+        if stored is not None:
+            return decode_image(io.BytesIO(stored), max_pixels=max_pixels, name=record.source)
+        if record.path is None:
+            raise SearchIndexError(f"item {item_id} ({record.source}) has no stored image")
+        return decode_image(record.path, max_pixels=max_pixels)
+
+    # -- searching -----------------------------------------------------------------------
+
+    def embed(self, queries: Query | Sequence[Query]) -> np.ndarray:
+        """(Q, D) embeddings of query images, prepared as the collection was."""
+        model = self.model
+        images = query_batch(queries, model.config.input_size, model.config.in_channels)
+        with self._model_lock, torch.inference_mode():
+            return model(images.to(self.device)).float().cpu().numpy()
+
+    def search(self, queries: Query | Sequence[Query], k: int = 10) -> list[list[Hit]]:
+        """The k items nearest to each query image: one list of ``Hit`` per query."""
+        return self.hits(self.search_vectors(self.embed(queries), k))
+
+    def search_vectors(self, vectors: Any, k: int = 10) -> Neighbors:
+        """Raw k-NN for (Q, D) embeddings: ids and Euclidean distances, nearest first."""
+        self._check_k(k)
+        queries = as_vectors(vectors, int(self.store.meta["dim"]))
+        scores, ids = self.vectors.search(queries, k)
+        return Neighbors(ids, scores_to_distances(scores, self.metric))
+
+    def more_like(self, item_ids: Sequence[int], k: int = 10) -> list[list[Hit]]:
+        """The k items nearest to items already in the index, each item itself left out."""
+        self._check_k(k, extra=1)
+        wanted = [int(i) for i in item_ids]
+        missing = sorted(set(wanted) - self.store.existing_ids(wanted))
+        if missing:
+            raise SearchIndexError(f"no item with id {missing[0]} in {self.path}")
+        vectors = np.stack([self.vectors.reconstruct(i) for i in wanted])
+        neighbors = self.search_vectors(vectors, k + 1)
+        ids, distances = [], []
+        for query, row_ids, row_d in zip(wanted, neighbors.ids, neighbors.distances,
+                                         strict=True):
+            keep = row_ids != query
+            ids.append(row_ids[keep][:k])
+            distances.append(row_d[keep][:k])
+        return self.hits(Neighbors(np.stack(ids), np.stack(distances)))
+
+    def hits(self, neighbors: Neighbors) -> list[list[Hit]]:
+        """Attach each neighbour's metadata (one SQLite query for the whole batch)."""
+        records = self.store.records(neighbors.ids[neighbors.ids >= 0].tolist())
+        results = []
+        for row_ids, row_d in zip(neighbors.ids, neighbors.distances, strict=True):
+            row = []
+            for item_id, distance in zip(row_ids.tolist(), row_d.tolist(), strict=True):
+                record = records.get(item_id)
+                if record is not None:
+                    row.append(Hit(len(row) + 1, item_id, float(distance), record.source,
+                                   record.label, record.path))
+            results.append(row)
+        return results
+
+    def _check_k(self, k: int, extra: int = 0) -> None:
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        if k + extra > len(self):
+            room = len(self) - extra
+            raise ConfigError(f"k={k} is more than the {room} items the index can return "
+                              f"({len(self)} items in {self.path})")
+
+    # -- changing ------------------------------------------------------------------------
+
+    def add(self, data: DataSource, *, split: str | None = None,
+            checkpoint: str | os.PathLike[str] | None = None, skip_bad: bool = False,
+            batch_size: int = 256, progress: bool = True,
+            log: Callable[[str], None] = print) -> np.ndarray:
+        """Embed ``data`` with the index's model and add it; returns the new ids.
+
+        ``checkpoint`` is checked, not used: adding is refused if it is another model than
+        the one that embedded the index.
+        """
+        if checkpoint is not None:
+            _, info = load_checkpoint(checkpoint, backbone=self._backbone)
+            self.check_fingerprint(info.fingerprint, str(checkpoint))
+        collection = open_data(data, split, skip_bad=skip_bad)
+        vectors = embed_collection(self.model, collection, batch_size=batch_size,
+                                   device=self.device, progress=progress, log=log)
+        return self.add_vectors(vectors, collection, self.fingerprint)
+
+    def add_vectors(self, vectors: Any, collection: ImageCollection,
+                    fingerprint: str) -> np.ndarray:
+        """Add precomputed embeddings of ``collection``'s items, made by model ``fingerprint``."""
+        self.check_fingerprint(fingerprint, "these vectors")
+        vectors = as_vectors(vectors, int(self.store.meta["dim"]))
+        if len(vectors) != len(collection):
+            raise DataError(f"{len(vectors)} vectors for {len(collection)} items")
+        with self._write_lock:
+            start = int(self.store.meta["next_id"])
+            ids = np.arange(start, start + len(vectors), dtype=np.int64)
+            grown = faiss.clone_index(self.vectors)
+            grown.add_with_ids(vectors, ids)
+            self.store.commit(grown, insert=list(new_items(collection, ids)),
+                              meta={"next_id": start + len(vectors)})
+            self.vectors = grown
+            configure_search(self.vectors, self.spec)
+        return ids
+
+    def remove(self, ids: Sequence[int]) -> int:
+        """Remove items by id; unknown ids are an error (nothing is removed then)."""
+        wanted = sorted({int(i) for i in ids})
+        missing = sorted(set(wanted) - self.store.existing_ids(wanted))
+        if missing:
+            raise SearchIndexError(f"no item with id {missing[0]} in {self.path}; "
+                                   "nothing was removed")
+        if len(wanted) >= len(self):
+            raise SearchIndexError(f"removing all {len(self)} items would leave an empty "
+                                   "index: delete the folder instead")
+        with self._write_lock:
+            shrunk = remove_vectors(faiss.clone_index(self.vectors),
+                                    np.array(wanted, dtype=np.int64), self.spec)
+            self.store.commit(shrunk, delete=wanted)
+            self.vectors = shrunk
+            configure_search(self.vectors, self.spec)
+        return len(wanted)
+
+    def check_fingerprint(self, fingerprint: str, what: str) -> None:
+        if fingerprint != self.fingerprint:
+            raise SearchIndexError(
+                f"{what} come from model {fingerprint}, but {self.path} was built with model "
+                f"{self.fingerprint}: vectors of different models are not comparable "
+                "(build a new index for the new model)")
+
+    # -- duplicates ----------------------------------------------------------------------
+
+    def duplicates(self, threshold: float, neighbors: int = 10) -> list[list[int]]:
+        """Groups of near-identical items: connected components of the graph linking each
+        item to those of its ``neighbors`` nearest within distance ``threshold``.
+
+        Largest groups first, ids ascending within a group.
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        if threshold < 0:
+            raise ConfigError(f"threshold must be >= 0, got {threshold}")
+        n = len(self)
+        ids = stored_ids(self.vectors)
+        vectors = stored_vectors(self.vectors)
+        k = min(n, neighbors + 1)
+        found = self.search_vectors(vectors, k)
+        position = {item_id: row for row, item_id in enumerate(ids.tolist())}
+        rows, cols = np.nonzero((found.distances <= threshold) & (found.ids >= 0))
+        cols = np.array([position[i] for i in found.ids[rows, cols].tolist()], dtype=np.int64)
+        linked = rows != cols
+        graph = coo_matrix((np.ones(int(linked.sum())), (rows[linked], cols[linked])),
+                           shape=(n, n))
+        _, component = connected_components(graph, directed=False)
+        sizes = np.bincount(component)
+        groups = [np.sort(ids[component == c]).tolist() for c in np.flatnonzero(sizes > 1)]
+        return sorted(groups, key=lambda g: (-len(g), g[0]))

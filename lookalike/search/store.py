@@ -1,0 +1,270 @@
+"""An index folder on disk: FAISS vectors, SQLite metadata and the model that made them.
+
+Layout of an index folder::
+
+    index.sqlite        meta (format, version, model fingerprint, dim, metric, spec, generation)
+                        items (id, source, path, label, added_at, fingerprint, image)
+    vectors-<G>.faiss   the vectors of generation G
+    model/              a copy of the checkpoint, so queries are embedded by the same model
+
+Why generations: a change (add, remove) must update two files together. It first writes
+``vectors-<G+1>.faiss`` (atomically), then commits the rows and ``generation = G+1`` in one
+SQLite transaction, then deletes the old file. A crash in between leaves generation G in
+force and an orphan file that the next change deletes; the folder never pairs vectors with
+rows they do not match. New indexes are written into a sibling ``.partial`` folder and
+renamed into place when whole (see ``build.py``), so a folder that opens is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from lookalike.errors import SearchIndexError
+from lookalike.files import atomic_path
+
+FORMAT = "lookalike-index"
+FORMAT_VERSION = 1
+DATABASE = "index.sqlite"
+MODEL_DIR = "model"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,       -- a file path, or e.g. fashion-mnist/test#12
+    path TEXT,                  -- absolute image path when the item is a file
+    label TEXT,                 -- class name when known
+    added_at TEXT NOT NULL,     -- ISO 8601, UTC
+    fingerprint TEXT NOT NULL,  -- the model that embedded it
+    image BLOB                  -- PNG bytes for items that are not files (in-memory arrays)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """What the index knows about one item (besides its vector)."""
+
+    id: int
+    source: str
+    path: str | None
+    label: str | None
+    added_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "path": self.path, "label": self.label,
+                "added_at": self.added_at}
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """A row to insert: id, where it came from, its label, and PNG bytes if not a file."""
+
+    id: int
+    source: str
+    path: str | None
+    label: str | None
+    image: bytes | None = None
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def vectors_file(folder: Path, generation: int) -> Path:
+    return folder / f"vectors-{generation}.faiss"
+
+
+class IndexStore:
+    """Reads and changes one index folder; safe to share between threads."""
+
+    def __init__(self, folder: Path, connection: sqlite3.Connection) -> None:
+        self.folder = folder
+        self._db = connection
+        self._lock = threading.Lock()
+        self.meta = self._read_meta()
+
+    # -- creating and opening ------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: str | os.PathLike[str], meta: dict[str, Any],
+               vectors: faiss.Index, items: Iterable[NewItem]) -> IndexStore:
+        """Write a new index into the empty ``folder`` (the build's ``.partial`` folder)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        database = folder / DATABASE
+        database.unlink(missing_ok=True)
+        connection = sqlite3.connect(database, check_same_thread=False)
+        with connection:
+            connection.executescript(_SCHEMA)
+            values = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION,
+                      "generation": 0, "next_id": int(meta.get("next_id", 0))}
+            connection.executemany("INSERT INTO meta VALUES (?, ?)",
+                                   [(k, json.dumps(v)) for k, v in values.items()])
+            _insert(connection, items, values["fingerprint"])
+        write_faiss(vectors, vectors_file(folder, 0))
+        return cls(folder, connection)
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> IndexStore:
+        """Open an existing index folder, or raise a one-line ``SearchIndexError``."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            partial = folder.with_name(folder.name + ".partial")
+            hint = (f" (an unfinished build is in {partial}: run `lookalike index build` "
+                    "again to resume it)") if partial.exists() else ""
+            raise SearchIndexError(f"{folder}: no such index folder{hint}")
+        database = folder / DATABASE
+        if not database.is_file():
+            raise SearchIndexError(f"{folder} is not a lookalike index: {DATABASE} is missing")
+        try:
+            connection = sqlite3.connect(f"file:{database}?mode=rw", uri=True,
+                                         check_same_thread=False)
+            store = cls(folder, connection)
+        except sqlite3.DatabaseError as exc:
+            raise SearchIndexError(f"{database} is damaged: {exc}") from exc
+        store._check_version()
+        return store
+
+    def _read_meta(self) -> dict[str, Any]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM meta").fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def _check_version(self) -> None:
+        where = self.folder / DATABASE
+        if self.meta.get("format") != FORMAT:
+            raise SearchIndexError(f"{where} is not a lookalike index")
+        version = self.meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise SearchIndexError(
+                f"{self.folder} was written in index format {version} (lookalike "
+                f"{self.meta.get('lookalike_version', '?')}); this lookalike reads format "
+                f"{FORMAT_VERSION}: rebuild it with `lookalike index build`")
+        for key in ("fingerprint", "dim", "metric", "spec", "generation", "next_id"):
+            if key not in self.meta:
+                raise SearchIndexError(f"{where} is damaged: no {key!r} in its meta table")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def model_dir(self) -> Path:
+        return self.folder / MODEL_DIR
+
+    def read_vectors(self) -> faiss.Index:
+        """The FAISS index of the current generation, checked against the rows."""
+        path = vectors_file(self.folder, int(self.meta["generation"]))
+        if not path.is_file():
+            raise SearchIndexError(f"{self.folder} is incomplete: {path.name} is missing")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise SearchIndexError(f"{path} is damaged: {str(exc).splitlines()[0]}") from exc
+        count = self.count()
+        if index.ntotal != count or index.d != int(self.meta["dim"]):
+            raise SearchIndexError(f"{path} holds {index.ntotal} vectors of dimension "
+                                   f"{index.d}, but {DATABASE} describes {count} items of "
+                                   f"dimension {self.meta['dim']}: the folder is damaged")
+        return index
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def records(self, ids: Sequence[int]) -> dict[int, ItemRecord]:
+        """The records of ``ids`` (unknown ids are left out), by id."""
+        wanted = sorted({int(i) for i in ids})
+        found: dict[int, ItemRecord] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
+                chunk = wanted[start:start + 900]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT id, source, path, label, added_at FROM items WHERE id IN ({marks})",
+                    chunk).fetchall()
+                found.update((row[0], ItemRecord(*row)) for row in rows)
+        return found
+
+    def existing_ids(self, ids: Sequence[int]) -> set[int]:
+        return set(self.records(ids))
+
+    def all_ids(self) -> np.ndarray:
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM items ORDER BY id").fetchall()
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def sample_ids(self, n: int, seed: int | None = None) -> np.ndarray:
+        """Up to ``n`` distinct random ids (seeded when ``seed`` is given)."""
+        ids = self.all_ids()
+        generator = np.random.default_rng(seed)
+        return generator.permutation(ids)[:n]
+
+    def image_bytes(self, item_id: int) -> bytes | None:
+        """The stored PNG of an in-memory item (None for file items and unknown ids)."""
+        with self._lock:
+            row = self._db.execute("SELECT image FROM items WHERE id = ?",
+                                   (int(item_id),)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def labels(self) -> dict[str | None, int]:
+        """How many items each label has."""
+        with self._lock:
+            rows = self._db.execute("SELECT label, COUNT(*) FROM items GROUP BY label").fetchall()
+        return {label: int(n) for label, n in rows}
+
+    # -- changing ------------------------------------------------------------------------
+
+    def commit(self, vectors: faiss.Index, *, insert: Iterable[NewItem] = (),
+               delete: Sequence[int] = (), meta: dict[str, Any] | None = None) -> None:
+        """Make ``vectors`` the new generation together with the row changes, atomically."""
+        generation = int(self.meta["generation"]) + 1
+        write_faiss(vectors, vectors_file(self.folder, generation))
+        updates = {**(meta or {}), "generation": generation}
+        try:
+            with self._lock, self._db:
+                _insert(self._db, insert, self.meta["fingerprint"])
+                deleted = [(int(i),) for i in delete]
+                self._db.executemany("DELETE FROM items WHERE id = ?", deleted)
+                self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                     [(k, json.dumps(v)) for k, v in updates.items()])
+        except BaseException:
+            vectors_file(self.folder, generation).unlink(missing_ok=True)
+            raise
+        self.meta.update(updates)
+        self._remove_stale_vectors()
+
+    def _remove_stale_vectors(self) -> None:
+        current = vectors_file(self.folder, int(self.meta["generation"])).name
+        for path in self.folder.glob("vectors-*.faiss"):
+            if path.name != current:
+                path.unlink(missing_ok=True)
+
+
+def _insert(connection: sqlite3.Connection, items: Iterable[NewItem], fingerprint: str) -> None:
+    added = utc_now()
+    connection.executemany(
+        "INSERT INTO items (id, source, path, label, added_at, fingerprint, image) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ((item.id, item.source, item.path, item.label, added, fingerprint, item.image)
+         for item in items))
+
+
+def write_faiss(index: faiss.Index, path: Path) -> None:
+    """Atomically write a FAISS index file."""
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, str(tmp))
