@@ -20,6 +20,7 @@ setup: $(STAMP)
 
 data:
 	@scripts/ensure-fashion-mnist.sh
+	@scripts/ensure-chromium.sh
 
 demo: setup
 	@scripts/ensure-fashion-mnist.sh --required
@@ -28,8 +29,9 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check lookalike tests bench
 
+# LOOKALIKE_REQUIRE_BROWSER: the browser test fails instead of skipping without chromium
 test: setup data lint
-	$(BIN)/pytest
+	LOOKALIKE_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"

@@ -25,6 +25,13 @@ EXAMPLES = {
   lookalike search --index indexes/fm-test --random 6 -k 8 --grid results.png
   lookalike search --index indexes/photos shoe.png --json
   lookalike search --index indexes/photos --duplicates --threshold 0.05""",
+    "serve": """examples:
+  lookalike serve --index indexes/fm-test              # then open http://127.0.0.1:8000/
+  lookalike serve --index indexes/photos --port 9000 --max-upload-mb 20
+  lookalike serve --index indexes/photos --host 0.0.0.0  # reachable from other machines
+
+API: POST /api/search (multipart image, k), GET /api/items?random=N, GET /api/items/{id},
+GET /api/items/{id}/image, GET /api/items/{id}/similar?k=, GET /api/health; docs at /docs.""",
 }
 
 KIND_HELP = ("vector index: flat (exact inner product), hnsw or ivf (approximate), or auto "
@@ -185,6 +192,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lookalike.service.server import serve
+    from lookalike.service.settings import MB, ServiceSettings
+
+    settings = ServiceSettings(max_upload_bytes=int(args.max_upload_mb * MB),
+                               max_pixels=args.max_pixels)
+    serve(args.index, host=args.host, port=args.port, settings=settings, device=args.device)
+    return 0
+
+
 def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add ``index build|add|remove|info`` and ``search`` to the top-level parser."""
     index = command("index", "Build, grow, shrink or describe a search index.",
@@ -260,3 +277,20 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     search.add_argument("--nprobe", type=int, help="IVF recall knob for this search")
     search.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     search.set_defaults(func=cmd_search)
+
+    from lookalike.service.settings import ServiceSettings
+
+    defaults = ServiceSettings()
+    serve = command("serve", "Serve a search page and JSON API over an index.",
+                    epilog=EXAMPLES["serve"])
+    serve.add_argument("--index", required=True, help="the index folder")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--max-upload-mb", type=float,
+                       default=defaults.max_upload_bytes / 1024 / 1024,
+                       help="largest accepted upload in MB (default 10)")
+    serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
+                       help=f"largest accepted image in pixels (default {defaults.max_pixels:,})")
+    serve.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    serve.set_defaults(func=cmd_serve)

@@ -19,6 +19,10 @@ class BadImageError(DataError):
     """One image file that cannot be decoded safely (corrupt, truncated, too big, not an image)."""
 
 
+class ImageTooLargeError(BadImageError):
+    """An image with more pixels than the cap (a decompression bomb, or simply too big)."""
+
+
 class CheckpointError(LookalikeError):
     """A checkpoint that is missing, damaged, or made for another model."""
 

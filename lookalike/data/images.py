@@ -15,7 +15,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lookalike.errors import BadImageError
+from lookalike.errors import BadImageError, ImageTooLargeError
 
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels: a large photo, far below a bomb
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -89,7 +89,7 @@ def decode_image(
             with Image.open(source) as image:
                 width, height = image.size
                 if max_pixels is not None and width * height > max_pixels:
-                    raise BadImageError(
+                    raise ImageTooLargeError(
                         f"{label}: {width}x{height} image has {width * height} pixels, above "
                         f"the cap of {max_pixels} (decompression bomb?)"
                     )
@@ -108,7 +108,7 @@ def decode_image(
     except UnidentifiedImageError:
         raise BadImageError(f"{label}: not an image file (cannot identify image)") from None
     except Image.DecompressionBombError as exc:
-        raise BadImageError(f"{label}: decompression bomb ({exc})") from None
+        raise ImageTooLargeError(f"{label}: decompression bomb ({exc})") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for bad data
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadImageError(f"{label}: truncated or corrupt image data ({reason})") from None

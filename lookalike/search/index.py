@@ -228,16 +228,21 @@ class Index:
 
     # -- searching -----------------------------------------------------------------------
 
-    def embed(self, queries: Query | Sequence[Query]) -> np.ndarray:
-        """(Q, D) embeddings of query images, prepared as the collection was."""
+    def embed(self, queries: Query | Sequence[Query],
+              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """(Q, D) embeddings of query images, prepared as the collection was; image files
+        above ``max_pixels`` are refused before they are decoded."""
         model = self.model
-        images = query_batch(queries, model.config.input_size, model.config.in_channels)
+        images = query_batch(queries, model.config.input_size, model.config.in_channels,
+                             max_pixels=max_pixels)
         with self._model_lock, torch.inference_mode():
             return model(images.to(self.device)).float().cpu().numpy()
 
-    def search(self, queries: Query | Sequence[Query], k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Query | Sequence[Query], k: int = 10,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[list[Hit]]:
         """The k items nearest to each query image: one list of ``Hit`` per query."""
-        return self.hits(self.search_vectors(self.embed(queries), k))
+        self._check_k(k)
+        return self.hits(self.search_vectors(self.embed(queries, max_pixels), k))
 
     def search_vectors(self, vectors: Any, k: int = 10) -> Neighbors:
         """Raw k-NN for (Q, D) embeddings: ids and Euclidean distances, nearest first."""

@@ -1,0 +1,367 @@
+"""Search: lookalike's ``Index`` against raw FAISS, batch throughput and single-query latency.
+
+For each N (10k, 100k, 1M) and d (64, 128), synthetic clustered unit vectors (1000
+Gaussian centres + noise, L2-normalised, float32, seeded) are indexed three ways (flat,
+hnsw, ivf, with the ``IndexSpec`` defaults). Each index folder is written the way
+lookalike writes one (``build_vector_index`` + ``IndexStore.create`` with one metadata row
+per item, then ``Index.open``); no model is needed, since ``search_vectors`` never embeds.
+
+Every search is sent twice in the same run, alternating (ABBA) and on the same threads:
+
+- lookalike: ``Index.search_vectors(queries, k)`` (id map, checks, Euclidean distances);
+- raw FAISS: the bare index under the id map (``IndexFlat`` / ``IndexHNSWFlat`` /
+  ``IndexIVFFlat``, what a FAISS user would build) with ``.search(queries, k)``.
+
+Batch: --batch queries per call, --repeats pairs, median; overhead = median of the paired
+time ratios - 1. Single: --single one-query calls each, p50 / p99. The metadata lookup that
+``Index.search`` adds (``Index.hits``, SQLite) is timed on its own and kept out of the
+overhead. Recall@10 of hnsw / ivf is measured against the exact (flat) answer to the same
+batch queries; speed-up = approximate / exact throughput (and single p50 ratio).
+
+Each (N, d) runs in a fresh subprocess; the peak RSS of a kind (VmHWM, reset before it)
+includes the (N, d) vectors the case holds.
+
+    python bench/search.py                                   # the full grid (~40 min, 2 cores)
+    python bench/search.py --sizes 10000 100000 --dims 64 --kinds flat hnsw
+    python bench/search.py --threads 4 --out /tmp/search.json
+
+Prints a markdown table and writes bench/results/search.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CENTRES = 1000
+K = 10
+
+
+def clustered(n: int, centres: np.ndarray, rng: np.random.Generator,
+              noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n, d) float32 unit vectors around random ``centres`` and their (n,) cluster numbers."""
+    dim = centres.shape[1]
+    labels = rng.integers(0, len(centres), n)
+    x = centres[labels]  # fancy indexing copies
+    x += rng.standard_normal((n, dim), dtype=np.float32) * np.float32(noise / np.sqrt(dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, labels
+
+
+def synthetic(n: int, dim: int, n_batch: int, n_single: int, seed: int,
+              noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Items, their cluster numbers, batch queries and single queries (same clusters)."""
+    centres = np.random.default_rng([seed, dim]).standard_normal((CENTRES, dim),
+                                                                 dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    items, labels = clustered(n, centres, np.random.default_rng([seed, dim, n]), noise)
+    queries, _ = clustered(n_batch + n_single, centres,
+                           np.random.default_rng([seed, dim, n, 1]), noise)
+    return items, labels, queries[:n_batch], queries[n_batch:]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size in MB (VmHWM, resettable through /proc/self/clear_refs)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def write_index(folder: Path, items: np.ndarray, labels: np.ndarray, kind: str):
+    """Write an index folder the way lookalike does; the opened ``Index`` and its timings."""
+    from lookalike.search.index import Index
+    from lookalike.search.store import IndexStore, NewItem
+    from lookalike.search.vectors import IndexSpec, build_vector_index
+
+    n, dim = items.shape
+    spec = IndexSpec(kind=kind).resolved(n)
+    ids = np.arange(n, dtype=np.int64)
+    start = time.perf_counter()
+    vectors = build_vector_index(items, ids, spec, "ip")
+    build_s = time.perf_counter() - start
+    meta = {"fingerprint": "synthetic", "dim": dim, "metric": "ip", "spec": spec.to_dict(),
+            "next_id": n}
+    rows = (NewItem(i, f"synthetic#{i}", None, f"c{c:04d}")
+            for i, c in enumerate(labels.tolist()))
+    start = time.perf_counter()
+    IndexStore.create(folder, meta, vectors, rows).close()
+    store_s = time.perf_counter() - start
+    del vectors
+    start = time.perf_counter()
+    index = Index.open(folder)
+    open_s = time.perf_counter() - start
+    return index, {"build_s": build_s, "store_s": store_s, "open_s": open_s}
+
+
+def time_batch(index, raw, queries: np.ndarray, repeats: int,
+               min_time: float) -> dict[str, Any]:
+    """Alternating (ABBA) batch searches: lookalike and raw FAISS times, and the answers.
+
+    At least ``repeats`` calls a side, more until each side has run ``min_time`` seconds
+    (at most 200), so fast cases get enough pairs for a stable median ratio.
+    """
+    calls = {"lookalike": lambda: index.search_vectors(queries, K).ids,
+             "raw": lambda: raw.search(queries, K)[1]}
+    answers = {name: call() for name, call in calls.items()}  # warm-up
+    times: dict[str, list[float]] = {"lookalike": [], "raw": []}
+    for r in range(200):
+        if r >= repeats and sum(times["raw"]) >= min_time:
+            break
+        for name in (("lookalike", "raw") if r % 2 == 0 else ("raw", "lookalike")):
+            start = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - start)
+    ratios = [a / b for a, b in zip(times["lookalike"], times["raw"], strict=True)]
+    found = index.search_vectors(queries, K)
+    hits_s = []
+    for _ in range(max(1, min(repeats, 3))):
+        start = time.perf_counter()
+        index.hits(found)
+        hits_s.append(time.perf_counter() - start)
+    n = len(queries)
+    return {
+        "lookalike_s": times["lookalike"], "raw_s": times["raw"],
+        "lookalike_qps": n / statistics.median(times["lookalike"]),
+        "raw_qps": n / statistics.median(times["raw"]),
+        "overhead": statistics.median(ratios) - 1.0,
+        "overhead_of_medians": (statistics.median(times["lookalike"])
+                                / statistics.median(times["raw"]) - 1.0),
+        "hits_ms_per_query": 1e3 * statistics.median(hits_s) / n,
+        "same_ids_as_raw": bool(np.array_equal(answers["lookalike"], answers["raw"])),
+        "ids": answers["lookalike"],
+    }
+
+
+def time_single(index, raw, queries: np.ndarray, warmup: int = 10) -> dict[str, Any]:
+    """One query a call, alternating which goes first; p50 / p99 in ms."""
+    times: dict[str, list[float]] = {"lookalike": [], "raw": [], "hits": []}
+    same = True
+    for i in range(-warmup, len(queries)):
+        query = queries[i % len(queries)][None]  # (1, d), C-contiguous
+        order = ("lookalike", "raw") if i % 2 == 0 else ("raw", "lookalike")
+        for name in order:
+            start = time.perf_counter()
+            if name == "lookalike":
+                found = index.search_vectors(query, K)
+            else:
+                _, raw_ids = raw.search(query, K)
+            elapsed = time.perf_counter() - start
+            if i >= 0:
+                times[name].append(elapsed)
+        start = time.perf_counter()
+        index.hits(found)
+        if i >= 0:
+            times["hits"].append(time.perf_counter() - start)
+            same &= bool(np.array_equal(found.ids, raw_ids))
+    ms = {name: 1e3 * np.asarray(t) for name, t in times.items()}
+    return {
+        "lookalike_p50_ms": float(np.percentile(ms["lookalike"], 50)),
+        "lookalike_p99_ms": float(np.percentile(ms["lookalike"], 99)),
+        "raw_p50_ms": float(np.percentile(ms["raw"], 50)),
+        "raw_p99_ms": float(np.percentile(ms["raw"], 99)),
+        "overhead_p50": float(np.median(ms["lookalike"] / ms["raw"]) - 1.0),
+        "hits_p50_ms": float(np.percentile(ms["hits"], 50)),
+        "same_ids_as_raw": same,
+    }
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each query's exact k nearest that the approximate answer holds."""
+    hits = [len(np.intersect1d(f[f >= 0], e)) for f, e in zip(found, exact, strict=True)]
+    return float(np.mean(hits) / exact.shape[1])
+
+
+def exact_ids(items: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    import faiss
+    flat = faiss.IndexFlatIP(items.shape[1])
+    flat.add(items)
+    return flat.search(queries, K)[1]
+
+
+def child(args: argparse.Namespace, n: int, dim: int) -> list[dict[str, Any]]:
+    """All kinds of one (N, d) case in this process; one row per kind."""
+    import faiss
+    import torch
+
+    from lookalike.search.vectors import inner_index
+
+    faiss.omp_set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    items, labels, batch, single = synthetic(n, dim, args.batch, args.single, args.seed,
+                                             args.noise)
+    rows: list[dict[str, Any]] = []
+    exact: np.ndarray | None = None
+    flat: dict[str, Any] | None = None
+    for kind in sorted(args.kinds, key=("flat", "hnsw", "ivf").index):
+        print(f"--- N={n} d={dim} {kind}", file=sys.stderr, flush=True)
+        reset_peak_rss()
+        folder = Path(args.work) / f"{n}-{dim}-{kind}"
+        index, build = write_index(folder, items, labels, kind)
+        raw = inner_index(index.vectors)
+        batch_result = time_batch(index, raw, batch, args.repeats, args.min_time)
+        single_result = time_single(index, raw, single)
+        found = batch_result.pop("ids")
+        if kind == "flat":
+            exact = found
+        elif exact is None:
+            exact = exact_ids(items, batch)
+        row = {"n": n, "dim": dim, "kind": kind, "spec": index.spec.to_dict(), **build,
+               "batch": batch_result, "single": single_result,
+               "recall_at_10": recall_at_k(found, exact), "peak_rss_mb": peak_rss_mb()}
+        if kind == "flat":
+            flat = row
+        elif flat is not None:
+            row["speedup_batch"] = batch_result["lookalike_qps"] / flat["batch"]["lookalike_qps"]
+            row["speedup_single_p50"] = (flat["single"]["lookalike_p50_ms"]
+                                         / single_result["lookalike_p50_ms"])
+        index.close()
+        del index, raw
+        shutil.rmtree(folder)
+        print(format_row(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+def run_case(args: argparse.Namespace, work: Path, n: int, dim: int) -> list[dict[str, Any]]:
+    """One (N, d) case in a fresh interpreter (clean memory and peaks)."""
+    cmd = [sys.executable, __file__, "--child", str(n), str(dim), "--work", str(work),
+           "--threads", str(args.threads), "--repeats", str(args.repeats),
+           "--min-time", str(args.min_time), "--batch", str(args.batch),
+           "--single", str(args.single), "--seed", str(args.seed),
+           "--noise", str(args.noise), "--kinds", *args.kinds]
+    try:
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=args.timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return [{"n": n, "dim": dim, "kind": "-", "error": f"timeout ({args.timeout} s)"}]
+    if done.returncode:
+        return [{"n": n, "dim": dim, "kind": "-", "error": f"exit {done.returncode}"}]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+HEADER = ("N", "d", "kind", "build s", "batch q/s lookalike", "batch q/s raw", "overhead %",
+          "single p50 ms (lookalike/raw)", "p99 ms (lookalike/raw)",
+          "metadata ms/query (batch/single)", "recall@10", "speed-up vs flat (batch/p50)")
+
+
+def format_row(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"| {r['n']} | {r['dim']} | {r['kind']} | {r['error']} |" + " |" * 8
+    b, s = r["batch"], r["single"]
+    speed = (f"{r['speedup_batch']:.1f}x / {r['speedup_single_p50']:.1f}x"
+             if "speedup_batch" in r else "1x" if r["kind"] == "flat" else "")
+    cells = (r["n"], r["dim"], r["kind"], f"{r['build_s']:.2f}", f"{b['lookalike_qps']:,.0f}",
+             f"{b['raw_qps']:,.0f}", f"{100 * b['overhead']:+.1f}",
+             f"{s['lookalike_p50_ms']:.3f} / {s['raw_p50_ms']:.3f}",
+             f"{s['lookalike_p99_ms']:.3f} / {s['raw_p99_ms']:.3f}",
+             f"{b['hits_ms_per_query']:.3f} / {s['hits_p50_ms']:.3f}",
+             f"{r['recall_at_10']:.3f}", speed)
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += [format_row(r) for r in rows]
+    lines.append("")
+    lines.append(
+        f"lookalike = `Index.search_vectors` (id map, input checks, Euclidean distances); "
+        f"raw = the bare FAISS index under lookalike's id map, `.search`. Batch: "
+        f"{args.batch} queries a call, median of >= {args.repeats} alternating calls a side "
+        f"(>= {args.min_time:g} s); overhead = median paired time ratio - 1. Single: "
+        f"p50/p99 of {args.single} one-query calls. Metadata (`Index.hits`, SQLite + Hit "
+        f"objects) is timed apart, per query, and NOT in the overhead. Recall@10 against "
+        f"exact search on the same queries; {args.threads} threads.")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    import faiss
+    import torch
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "faiss": faiss.__version__,
+            "torch": torch.__version__, "numpy": np.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dims", nargs="+", type=int, default=[64, 128])
+    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"],
+                        choices=["flat", "hnsw", "ivf"])
+    parser.add_argument("--threads", type=int, default=2, help="FAISS (OpenMP) and torch")
+    parser.add_argument("--batch", type=int, default=1000, help="queries per batch call")
+    parser.add_argument("--single", type=int, default=200, help="single-query calls")
+    parser.add_argument("--repeats", type=int, default=6,
+                        help="timed batch calls per side, alternating (at least)")
+    parser.add_argument("--min-time", type=float, default=2.0,
+                        help="more batch calls until each side ran this many seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise", type=float, default=1.0,
+                        help="noise norm around the unit cluster centres")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per (N, d) case")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/search.json"))
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, type=int, metavar=("N", "D"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args, *args.child)))
+        return 0
+    started = datetime.now(timezone.utc)
+    load_before = os.getloadavg()[0]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-search-") as tmp:
+        for n in args.sizes:
+            for dim in args.dims:
+                rows += run_case(args, Path(tmp), n, dim)
+    seconds = (datetime.now(timezone.utc) - started).total_seconds()
+    from lookalike.files import write_json
+    config = {k: getattr(args, k) for k in ("sizes", "dims", "kinds", "threads", "batch",
+                                             "single", "repeats", "min_time", "seed",
+                                             "noise")}
+    write_json(args.out, {
+        "config": {**config, "k": K, "centres": CENTRES}, "machine": machine(),
+        "date": started.isoformat(timespec="seconds"), "total_s": seconds,
+        "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
+        "rows": rows})
+    print(table(rows, args))
+    print(f"\nwrote {args.out} ({seconds / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""``create_app(index, settings)``: the FastAPI app behind ``lookalike serve``.
+
+Routes (OpenAPI docs at ``/docs``):
+
+- ``POST /api/search``: multipart ``image`` (+ optional ``k``) -> the k most similar items
+- ``GET /api/items?random=N``: N random items to start browsing from
+- ``GET /api/items/{id}``: an item's metadata; ``/image``: its thumbnail; ``/similar``: the
+  items most like it ("more like this")
+- ``GET /api/health``; ``GET /``: the search page (plain HTML/CSS/JS, no build step)
+
+Safety: item images are found through the index's own records only (an id, never a path,
+comes in); uploads are capped in size before they are read and in pixels before they are
+decoded; every error is JSON ``{"detail": "one line"}`` with a 4xx status. Endpoints are
+plain functions, run in the server's thread pool; the index embeds queries under a lock and
+FAISS searches concurrently.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lookalike import __version__
+from lookalike.errors import (
+    BadImageError,
+    ConfigError,
+    ImageTooLargeError,
+    LookalikeError,
+    SearchIndexError,
+)
+from lookalike.search import Hit, Index, ItemRecord
+from lookalike.service.limits import BodySizeLimit
+from lookalike.service.schemas import Health, Item, ItemList, Problem, Result, SearchResponse
+from lookalike.service.settings import ServiceSettings
+from lookalike.service.thumbnails import ThumbnailCache
+
+STATIC = Path(__file__).parent / "static"
+ERRORS = {status: {"model": Problem} for status in (400, 404, 413, 415, 422)}
+
+
+def _item(record: ItemRecord) -> Item:
+    return Item(id=record.id, source=record.source, label=record.label,
+                added_at=record.added_at, image_url=f"/api/items/{record.id}/image")
+
+
+def _result(hit: Hit, record: ItemRecord) -> Result:
+    return Result(**_item(record).model_dump(), rank=hit.rank, distance=hit.distance)
+
+
+def _problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI:
+    """The app serving ``index``; the index's model is loaded now, not on the first query."""
+    settings = settings or ServiceSettings()
+    index.model  # noqa: B018 - load (and check) the model before the first request
+    thumbnails = ThumbnailCache(index, settings.thumbnail_size, settings.thumbnail_cache,
+                                settings.max_pixels)
+    app = FastAPI(title="lookalike", version=__version__,
+                  description=f"Visual similarity search over {len(index)} items.")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.state.index = index
+    app.state.settings = settings
+
+    @app.exception_handler(ImageTooLargeError)
+    async def too_large(_: Request, exc: ImageTooLargeError) -> JSONResponse:
+        return _problem(413, str(exc))
+
+    @app.exception_handler(BadImageError)
+    async def bad_image(_: Request, exc: BadImageError) -> JSONResponse:
+        return _problem(415, str(exc))
+
+    @app.exception_handler(LookalikeError)
+    async def lookalike_error(_: Request, exc: LookalikeError) -> JSONResponse:
+        return _problem(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _problem(422, f"{where}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _problem(exc.status_code, str(exc.detail))
+
+    def records_of(hits: list[Hit]) -> list[Result]:
+        records = index.records([hit.id for hit in hits])
+        return [_result(hit, records[hit.id]) for hit in hits if hit.id in records]
+
+    def check_k(k: int | None, room: int) -> int:
+        """The k asked for (default if none), within limits, at most ``room`` (the items
+        a search can return)."""
+        k = settings.default_k if k is None else k
+        if not 1 <= k <= settings.max_k:
+            raise HTTPException(422, f"k: must be between 1 and {settings.max_k}, got {k}")
+        if room < 1:
+            raise HTTPException(400, "the index has no other items to return")
+        return min(k, room)
+
+    @app.get("/api/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        return Health(status="ok", items=len(index), kind=index.kind, model=index.fingerprint)
+
+    @app.post("/api/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+    def search(image: Annotated[UploadFile, File(description="the query image (PNG, JPEG...)")],
+               k: Annotated[int | None, Form(description="how many results")] = None
+               ) -> SearchResponse:
+        """The k items that look most like the uploaded image."""
+        k = check_k(k, len(index))
+        if image.content_type and not image.content_type.startswith("image/") \
+                and image.content_type != "application/octet-stream":
+            raise HTTPException(415, f"{image.filename}: not an image "
+                                f"(content type {image.content_type})")
+        data = image.file.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise HTTPException(413, f"upload too large: the limit is "
+                                f"{settings.max_upload_bytes / 1024 / 1024:g} MB")
+        if not data:
+            raise HTTPException(400, f"{image.filename or 'the upload'}: empty file")
+        started = time.perf_counter()
+        name = image.filename or "upload"
+        try:
+            vectors = index.embed([data], max_pixels=settings.max_pixels)
+        except BadImageError as exc:
+            raise type(exc)(str(exc).replace("query 1", name, 1)) from None
+        hits = index.hits(index.search_vectors(vectors, k))[0]
+        return SearchResponse(query=name, k=k, results=records_of(hits),
+                              seconds=time.perf_counter() - started)
+
+    @app.get("/api/items", response_model=ItemList, tags=["items"])
+    def items(random: Annotated[int, Query(ge=1, description="how many random items")] = 12,
+              seed: Annotated[int | None, Query(description="repeatable choice")] = None
+              ) -> ItemList:
+        """Random items to start browsing from."""
+        chosen = index.store.sample_ids(min(random, settings.max_random), seed=seed)
+        records = index.records(chosen.tolist())
+        return ItemList(items=[_item(records[i]) for i in chosen.tolist() if i in records])
+
+    def record_or_404(item_id: int) -> ItemRecord:
+        record = index.records([item_id]).get(item_id)
+        if record is None:
+            raise HTTPException(404, f"no item with id {item_id}")
+        return record
+
+    @app.get("/api/items/{item_id}", response_model=Item, responses=ERRORS, tags=["items"])
+    def item(item_id: int) -> Item:
+        return _item(record_or_404(item_id))
+
+    @app.get("/api/items/{item_id}/image", responses=ERRORS, tags=["items"],
+             response_class=Response)
+    def item_image(item_id: int) -> Response:
+        """The item's thumbnail, found through the index's record of it (never a path)."""
+        record_or_404(item_id)
+        try:
+            data, media_type = thumbnails.get(item_id)
+        except BadImageError as exc:  # the file changed or vanished since indexing
+            raise HTTPException(404, f"item {item_id}: image unavailable ({exc})") from None
+        return Response(data, media_type=media_type,
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+    @app.get("/api/items/{item_id}/similar", response_model=SearchResponse, responses=ERRORS,
+             tags=["search"])
+    def similar(item_id: int,
+                k: Annotated[int | None, Query(description="how many results")] = None
+                ) -> SearchResponse:
+        """More like this: the k items nearest to an item of the index (itself left out)."""
+        record_or_404(item_id)
+        k = check_k(k, len(index) - 1)
+        started = time.perf_counter()
+        try:
+            hits = index.more_like([item_id], k)[0]
+        except (SearchIndexError, ConfigError) as exc:
+            raise HTTPException(400, str(exc)) from None
+        return SearchResponse(query=f"item {item_id}", k=k, results=records_of(hits),
+                              seconds=time.perf_counter() - started)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

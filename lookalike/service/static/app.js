@@ -1,0 +1,114 @@
+// The search page: upload or drop an image, or start from random items; click any result
+// to search from it ("more like this"). Talks only to the JSON API next to it.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const fileInput = $("file-input");
+const dropZone = $("drop-zone");
+const preview = $("query-preview");
+const results = $("results");
+const statusLine = $("status");
+const title = $("results-title");
+
+function setStatus(text, isError = false) {
+  statusLine.textContent = text;
+  statusLine.classList.toggle("error", isError);
+}
+
+async function callApi(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(body.detail || `${response.status} ${response.statusText}`);
+  }
+  return body;
+}
+
+function showQuery(src, caption) {
+  preview.src = src;
+  preview.hidden = false;
+  $("drop-text").hidden = true;
+  $("query-caption").textContent = caption;
+}
+
+function showItems(items, heading) {
+  results.replaceChildren();
+  const template = $("card-template");
+  for (const item of items) {
+    const card = template.content.firstElementChild.cloneNode(true);
+    card.dataset.id = item.id;
+    card.title = item.source;
+    card.querySelector("img").src = item.image_url;
+    card.querySelector("img").alt = item.label || item.source;
+    card.querySelector(".label").textContent = item.label || "unlabelled";
+    card.querySelector(".distance").textContent =
+      item.distance === undefined ? `#${item.id}` : `#${item.id} · d = ${item.distance.toFixed(3)}`;
+    card.addEventListener("click", () => moreLike(item));
+    results.appendChild(card);
+  }
+  title.textContent = heading;
+  title.hidden = false;
+}
+
+const k = () => $("k-select").value;
+
+async function searchFile(file) {
+  if (!file) return;
+  showQuery(URL.createObjectURL(file), file.name);
+  setStatus(`searching for images like ${file.name}...`);
+  const form = new FormData();
+  form.append("image", file);
+  form.append("k", k());
+  try {
+    const answer = await callApi("/api/search", { method: "POST", body: form });
+    showItems(answer.results, `${answer.results.length} most similar to ${file.name}`);
+    setStatus(`searched in ${(answer.seconds * 1000).toFixed(0)} ms`);
+  } catch (error) {
+    results.replaceChildren();
+    title.hidden = true;
+    setStatus(error.message, true);
+  }
+}
+
+async function moreLike(item) {
+  showQuery(item.image_url, `item #${item.id}${item.label ? ` (${item.label})` : ""}`);
+  setStatus(`searching for items like #${item.id}...`);
+  try {
+    const answer = await callApi(`/api/items/${item.id}/similar?k=${k()}`);
+    showItems(answer.results, `${answer.results.length} most similar to item #${item.id}`);
+    setStatus(`searched in ${(answer.seconds * 1000).toFixed(0)} ms`);
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
+async function browseRandom() {
+  setStatus("picking random items...");
+  try {
+    const answer = await callApi(`/api/items?random=${k()}`);
+    showItems(answer.items, "Random items: click one to find its lookalikes");
+    setStatus("");
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
+fileInput.addEventListener("change", () => searchFile(fileInput.files[0]));
+$("random-button").addEventListener("click", browseRandom);
+for (const name of ["dragenter", "dragover"]) {
+  dropZone.addEventListener(name, (event) => { event.preventDefault(); dropZone.classList.add("over"); });
+}
+for (const name of ["dragleave", "drop"]) {
+  dropZone.addEventListener(name, () => dropZone.classList.remove("over"));
+}
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  searchFile(event.dataTransfer.files[0]);
+});
+
+callApi("/api/health")
+  .then((health) => {
+    $("summary").textContent = `${health.items.toLocaleString()} items · ${health.kind} index · model ${health.model}`;
+    browseRandom();
+  })
+  .catch((error) => setStatus(`the service is not answering: ${error.message}`, true));
