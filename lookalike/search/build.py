@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,10 +62,18 @@ def png_bytes(collection: ImageCollection, position: int) -> bytes:
 
 
 def collection_digest(collection: ImageCollection) -> str:
-    """Identifies the items of a build (sources and labels), to know whether to resume."""
+    """Identifies the items of a build (sources, labels, file sizes and times, pixels), to
+    know whether its saved chunks can be reused."""
     digest = hashlib.sha256()
+    files = isinstance(collection, FileCollection)
     for i in range(len(collection)):
         digest.update(collection.source(i).encode("utf-8", "surrogateescape") + b"\n")
+        if files:
+            try:
+                stat = os.stat(collection.source(i))
+                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            except OSError:
+                digest.update(b"missing")
     digest.update(np.ascontiguousarray(collection.labels).tobytes())
     if isinstance(collection, ArrayCollection):  # the same names could hold other pixels
         digest.update(hashlib.sha256(collection.pixels.tobytes()).digest())

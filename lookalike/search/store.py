@@ -105,7 +105,8 @@ class IndexStore:
         folder.mkdir(parents=True, exist_ok=True)
         database = folder / DATABASE
         database.unlink(missing_ok=True)
-        connection = sqlite3.connect(database, check_same_thread=False)
+        connection = sqlite3.connect(database, check_same_thread=False, isolation_level=None,
+                                     timeout=30)
         with connection:
             connection.executescript(_SCHEMA)
             values = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -129,8 +130,10 @@ class IndexStore:
         if not database.is_file():
             raise SearchIndexError(f"{folder} is not a lookalike index: {DATABASE} is missing")
         try:
+            # isolation_level=None: transactions are begun and ended explicitly (commit)
             connection = sqlite3.connect(f"file:{database}?mode=rw", uri=True,
-                                         check_same_thread=False)
+                                         check_same_thread=False, isolation_level=None,
+                                         timeout=30)
             store = cls(folder, connection)
         except sqlite3.DatabaseError as exc:
             raise SearchIndexError(f"{database} is damaged: {exc}") from exc
@@ -231,20 +234,43 @@ class IndexStore:
 
     def commit(self, vectors: faiss.Index, *, insert: Iterable[NewItem] = (),
                delete: Sequence[int] = (), meta: dict[str, Any] | None = None) -> None:
-        """Make ``vectors`` the new generation together with the row changes, atomically."""
+        """Make ``vectors`` the new generation together with the row changes, atomically.
+
+        The SQLite write lock is taken first, so a second writer (another process, or
+        another ``Index`` on the same folder) waits, and then sees that the folder moved on
+        since it was opened: it is refused instead of overwriting the newer generation.
+        """
         generation = int(self.meta["generation"]) + 1
-        write_faiss(vectors, vectors_file(self.folder, generation))
+        target = vectors_file(self.folder, generation)
         updates = {**(meta or {}), "generation": generation}
-        try:
-            with self._lock, self._db:
+        written = False
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                stored = dict(self._db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('generation', 'next_id')"))
+                if any(json.loads(stored[key]) != self.meta[key]
+                       for key in ("generation", "next_id")):
+                    raise SearchIndexError(
+                        f"{self.folder} was changed by another writer since it was opened: "
+                        "open it again and repeat the change")
+                write_faiss(vectors, target)
+                written = True
                 _insert(self._db, insert, self.meta["fingerprint"])
-                deleted = [(int(i),) for i in delete]
-                self._db.executemany("DELETE FROM items WHERE id = ?", deleted)
+                self._db.executemany("DELETE FROM items WHERE id = ?",
+                                     [(int(i),) for i in delete])
                 self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                      [(k, json.dumps(v)) for k, v in updates.items()])
-        except BaseException:
-            vectors_file(self.folder, generation).unlink(missing_ok=True)
-            raise
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if written:
+                    target.unlink(missing_ok=True)
+                if isinstance(exc, sqlite3.Error):
+                    raise SearchIndexError(f"{self.folder / DATABASE}: cannot save the change "
+                                           f"({exc}); nothing was changed") from exc
+                raise
         self.meta.update(updates)
         self._remove_stale_vectors()
 

@@ -165,7 +165,7 @@ def stored_vectors(index: faiss.IndexIDMap2) -> np.ndarray:
     inner = inner_index(index)
     if inner.ntotal == 0:
         return np.zeros((0, inner.d), dtype=np.float32)
-    if isinstance(inner, faiss.IndexIVF):
+    if isinstance(inner, faiss.IndexIVF) and inner.direct_map.type == faiss.DirectMap.NoMap:
         inner.make_direct_map()  # IVF vectors sit in their cells; the map finds them
     return inner.reconstruct_n(0, inner.ntotal)
 
@@ -208,9 +208,12 @@ def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:
 
 
 def configure_search(index: faiss.Index, spec: IndexSpec) -> None:
-    """Apply the spec's search-time knobs (``ef_search``, ``nprobe``) to a loaded index."""
+    """Apply the spec's search-time knobs (``ef_search``, ``nprobe``) to a loaded index, and
+    give IVF its direct map so that stored vectors can be read back by id."""
     inner = inner_index(index) if isinstance(index, faiss.IndexIDMap2) else index
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efSearch = spec.ef_search
     elif isinstance(inner, faiss.IndexIVF):
         inner.nprobe = spec.nprobe
+        if inner.direct_map.type == faiss.DirectMap.NoMap:
+            inner.make_direct_map()

@@ -18,10 +18,10 @@ FAISS searches concurrently.
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -41,7 +41,8 @@ from lookalike.service.schemas import Health, Item, ItemList, Problem, Result, S
 from lookalike.service.settings import ServiceSettings
 from lookalike.service.thumbnails import ThumbnailCache
 
-STATIC = Path(__file__).parent / "static"
+STATIC = FilePath(__file__).parent / "static"
+ItemId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the item's id")]
 ERRORS = {status: {"model": Problem} for status in (400, 404, 413, 415, 422)}
 
 
@@ -138,7 +139,7 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
 
     @app.get("/api/items", response_model=ItemList, tags=["items"])
     def items(random: Annotated[int, Query(ge=1, description="how many random items")] = 12,
-              seed: Annotated[int | None, Query(description="repeatable choice")] = None
+              seed: Annotated[int | None, Query(ge=0, description="repeatable choice")] = None
               ) -> ItemList:
         """Random items to start browsing from."""
         chosen = index.store.sample_ids(min(random, settings.max_random), seed=seed)
@@ -152,12 +153,12 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
         return record
 
     @app.get("/api/items/{item_id}", response_model=Item, responses=ERRORS, tags=["items"])
-    def item(item_id: int) -> Item:
+    def item(item_id: ItemId) -> Item:
         return _item(record_or_404(item_id))
 
     @app.get("/api/items/{item_id}/image", responses=ERRORS, tags=["items"],
              response_class=Response)
-    def item_image(item_id: int) -> Response:
+    def item_image(item_id: ItemId) -> Response:
         """The item's thumbnail, found through the index's record of it (never a path)."""
         record_or_404(item_id)
         try:
@@ -169,7 +170,7 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
 
     @app.get("/api/items/{item_id}/similar", response_model=SearchResponse, responses=ERRORS,
              tags=["search"])
-    def similar(item_id: int,
+    def similar(item_id: ItemId,
                 k: Annotated[int | None, Query(description="how many results")] = None
                 ) -> SearchResponse:
         """More like this: the k items nearest to an item of the index (itself left out)."""

@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPART_OVERHEAD = 16 * 1024
 """Room for the multipart boundaries and form fields around the image itself."""
 
 
-class TooLarge(Exception):
-    """Raised inside ``receive`` when a streamed body passes the cap."""
+class TooLarge(HTTPException):
+    """Raised inside ``receive`` when a streamed body passes the cap. An HTTPException, so
+    that FastAPI's form parser passes it on (it turns other exceptions into a 400)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(413, reason)
 
 
 class BodySizeLimit:
@@ -46,7 +51,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.cap:
-                    raise TooLarge
+                    raise TooLarge(self._reason())
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -66,6 +66,8 @@ async function searchFile(file) {
   } catch (error) {
     results.replaceChildren();
     title.hidden = true;
+    preview.hidden = true;  // the browser may not be able to show what the server refused
+    $("drop-text").hidden = false;
     setStatus(error.message, true);
   }
 }

@@ -1,0 +1,45 @@
+"""Helpers shared by the service tests: a tiny index and in-memory image files.
+
+The embedder is an untrained 16-d SmallCNN: its embeddings carry no meaning, but a
+collection image used as a query still finds itself at distance ~0, which is all the
+service tests need.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from lookalike.models import EmbedderConfig, build_embedder, save_checkpoint
+from lookalike.search import Index
+
+from .conftest import write_class_folder
+
+CLASSES = 3
+PER_CLASS = 8
+CONFIG = EmbedderConfig(input_size=28, in_channels=3, embedding_dim=16)
+
+
+def build_tiny_index(root: Path) -> Index:
+    """A flat index over a generated 3-class x 8-image folder under ``root``."""
+    model = build_embedder(CONFIG, pretrained=False, seed=0)
+    checkpoint = save_checkpoint(root / "checkpoint", model,
+                                 class_names=[f"class_{c}" for c in range(CLASSES)])
+    folder = write_class_folder(root / "images", classes=CLASSES, per_class=PER_CLASS)
+    return Index.build(checkpoint, folder, root / "index", progress=False,
+                       log=lambda *_: None)
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def item_path(index: Index, item_id: int) -> Path:
+    """The file item ``item_id`` was indexed from."""
+    record = index.records([item_id])[item_id]
+    assert record.path is not None
+    return Path(record.path)
