@@ -18,7 +18,7 @@ from typing import Any
 
 from lookalike import __version__, cli_search
 from lookalike.errors import LookalikeError
-from lookalike.training.config import STRATEGIES, TrainConfig
+from lookalike.training.config import LOSSES, SPLITS, STRATEGIES, TrainConfig
 
 EXAMPLES = {
     "train": """examples:
@@ -59,6 +59,16 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val-limit", type=int, help="validate on at most this many items")
     data.add_argument("--skip-bad", action="store_true", default=None,
                       help="skip (and count) unreadable images instead of stopping")
+    data.add_argument("--split", choices=SPLITS,
+                      help="items (default): validate on held-out items of the same classes; "
+                      "classes: train on half the classes and validate on the unseen other "
+                      "half (the standard split for CUB-200-2011, Cars196, Stanford Online "
+                      "Products)")
+    data.add_argument("--workers", type=int,
+                      help="processes decoding image files in the background (default 0)")
+    data.add_argument("--cache-images", action="store_true", default=None,
+                      help="decode and resize image files once (cached next to the run), so "
+                      "later epochs do not decode full-size JPEGs again")
     mining = parser.add_argument_group("mining and loss")
     mining.add_argument("--mining", choices=STRATEGIES,
                         help=f"how triplets are chosen (default {defaults.mining})")
@@ -106,7 +116,24 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--embedding-dim", type=int,
                        help=f"embedding size (default {defaults.embedding_dim})")
     model.add_argument("--input-size", type=int,
-                       help=f"image side in pixels (default {defaults.input_size})")
+                       help=f"image side in pixels (default {defaults.input_size}; e.g. 128 or "
+                       "224 for efficientnet-lite0)")
+    model.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
+                       help="random initial weights even for backbones with ImageNet weights")
+    model.add_argument("--freeze-backbone-epochs", type=int,
+                       help="train only the embedding head for this many first epochs (0)")
+    model.add_argument("--backbone-lr-scale", type=float,
+                       help="backbone learning rate = --lr x this (default 1; 0.1 suits a "
+                       "pretrained backbone)")
+    loss = parser.add_argument_group(
+        "contrastive loss", "--loss contrastive trains on pairs (siamese): positives pulled "
+        "together, negatives pushed beyond the margin")
+    loss.add_argument("--loss", choices=LOSSES, help=f"loss (default {defaults.loss})")
+    loss.add_argument("--pair-ratio", help=f"positive:negative pairs per batch "
+                      f"(default {defaults.pair_ratio})")
+    loss.add_argument("--contrastive-margin", type=float,
+                      help=f"distance beyond which negatives cost nothing "
+                      f"(default {defaults.contrastive_margin})")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, help=f"epochs (default {defaults.epochs})")
     optim.add_argument("--classes-per-batch", "-P", type=int,

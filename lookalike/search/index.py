@@ -190,6 +190,8 @@ class Index:
     @property
     def model(self) -> Embedder:
         """The index's own model (loaded on first use), which embeds every query."""
+        if self._model is not None:
+            return self._model
         with self._model_lock:
             if self._model is None:
                 model, info = load_checkpoint(self.store.model_dir, backbone=self._backbone,

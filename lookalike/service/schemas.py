@@ -22,7 +22,8 @@ class SearchResponse(BaseModel):
     query: str = Field(description="the uploaded file's name, or 'item N'")
     k: int
     results: list[Result]
-    seconds: float = Field(description="time spent embedding and searching")
+    seconds: float = Field(description="server time for this search: waiting for the model "
+                           "(other requests), embedding, searching")
 
 
 class ItemList(BaseModel):

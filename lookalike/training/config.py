@@ -17,6 +17,20 @@ from lookalike.errors import ConfigError
 ONLINE_STRATEGIES = ("batch-all", "batch-hard", "semi-hard")
 POOLED_STRATEGIES = ("hybrid", "offline-hard")
 STRATEGIES = (*ONLINE_STRATEGIES, "offline", *POOLED_STRATEGIES)
+LOSSES = ("triplet", "contrastive")
+SPLITS = ("items", "classes")
+
+
+def parse_pair_ratio(text: str) -> tuple[int, int]:
+    """"1:3" -> (1, 3): positive and negative pairs in that proportion."""
+    try:
+        positives, negatives = (int(part) for part in str(text).split(":"))
+    except ValueError:
+        raise ConfigError(f"--pair-ratio must look like 1:3 (positives:negatives), "
+                          f"got {text!r}") from None
+    if positives < 1 or negatives < 1:
+        raise ConfigError(f"--pair-ratio needs at least one of each, got {text!r}")
+    return positives, negatives
 
 
 @dataclass
@@ -26,10 +40,20 @@ class TrainConfig:
     data: str = "fashion-mnist"
     mining: str = "semi-hard"  # the best on bench/strategies.py (README)
     epochs: int = 10
+    # "items": validate on a held-out share of the items; "classes": the unseen-class
+    # protocol of metric-learning benchmarks (train on half the classes, validate on the rest)
+    split: str = "items"
     # model
     backbone: str = "small-cnn"
     embedding_dim: int = 64
     input_size: int = 28
+    pretrained: bool = True  # ImageNet weights for backbones that have them
+    freeze_backbone_epochs: int = 0  # train only the head for this many first epochs
+    backbone_lr_scale: float = 1.0  # backbone learning rate = lr * this (e.g. 0.1 pretrained)
+    # loss: triplet (with --mining) or contrastive (siamese pairs, DESIGN 2.2)
+    loss: str = "triplet"
+    pair_ratio: str = "1:3"  # contrastive: positive to negative pairs per batch
+    contrastive_margin: float = 0.5  # negatives are pushed beyond this distance
     # batches: P classes x K items (offline: P * K // 3 triplets per batch)
     classes_per_batch: int = 8
     items_per_class: int = 16
@@ -67,6 +91,8 @@ class TrainConfig:
     val_limit: int | None = None
     batches_per_epoch: int | None = None
     skip_bad: bool = False
+    workers: int = 0  # DataLoader processes decoding image files (0: in the main process)
+    cache_images: bool = False  # decode and resize image files once, keep them as arrays
     # machine
     seed: int = 0
     threads: int | None = None
@@ -83,6 +109,18 @@ class TrainConfig:
         if self.mining not in STRATEGIES:
             choices = ", ".join(STRATEGIES)
             raise ConfigError(f"unknown --mining {self.mining!r}; choose one of {choices}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown --loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.split not in SPLITS:
+            raise ConfigError(f"unknown --split {self.split!r}; choose one of {', '.join(SPLITS)}")
+        parse_pair_ratio(self.pair_ratio)
+        if self.contrastive_margin <= 0:
+            raise ConfigError(f"--contrastive-margin must be positive, got "
+                              f"{self.contrastive_margin}")
+        if self.freeze_backbone_epochs < 0 or self.workers < 0:
+            raise ConfigError("--freeze-backbone-epochs and --workers must be >= 0")
+        if self.backbone_lr_scale < 0:
+            raise ConfigError(f"--backbone-lr-scale must be >= 0, got {self.backbone_lr_scale}")
         if self.distance not in METRICS:
             choices = ", ".join(METRICS)
             raise ConfigError(f"unknown --distance {self.distance!r}; choose one of {choices}")
