@@ -177,7 +177,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise LookalikeError("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
         config = dataclasses.replace(TrainConfig(), **config_overrides(args)).validate()
         result = train(config, args.out, show_progress=not args.quiet)
-    print(f"best validation MAP@R {result.best_map_at_r:.4f}; checkpoints in {result.run.root}")
+    best = (f"{result.best_map_at_r:.4f}" if result.best_map_at_r >= 0
+            else "n/a (no validation class has two items)")
+    print(f"best validation MAP@R {best}; checkpoints in {result.run.root}")
     return 0
 
 

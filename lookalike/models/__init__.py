@@ -11,7 +11,12 @@ from lookalike.models.checkpoint import (
 )
 from lookalike.models.config import EmbedderConfig
 from lookalike.models.embedder import Embedder, build_embedder, embed
-from lookalike.models.factory import ModuleBackbone, create_backbone, list_backbones
+from lookalike.models.factory import (
+    ModuleBackbone,
+    create_backbone,
+    list_backbones,
+    pretrained_normalization,
+)
 from lookalike.models.head import EmbeddingHead
 from lookalike.models.state import load_training_state, save_training_state
 
@@ -29,6 +34,7 @@ __all__ = [
     "list_backbones",
     "load_checkpoint",
     "load_training_state",
+    "pretrained_normalization",
     "model_fingerprint",
     "save_checkpoint",
     "save_training_state",

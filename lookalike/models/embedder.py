@@ -59,6 +59,24 @@ class Embedder(nn.Module):
         self.register_buffer("std", torch.tensor(config.std).view(1, -1, 1, 1), persistent=False)
 
     @property
+    def backbone_frozen(self) -> bool:
+        return bool(getattr(self, "_backbone_frozen", False))
+
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        """Train only the head: no gradients for the backbone, and its batch-norm statistics
+        stay as they are (the backbone stays in eval mode) until unfrozen."""
+        self._backbone_frozen = frozen
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Embedder:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+    @property
     def embedding_dim(self) -> int:
         """Size D of the embeddings."""
         return self.config.embedding_dim

@@ -73,6 +73,12 @@ _BACKBONES: Mapping[str, Callable[..., nn.Module]] = MappingProxyType({
 })
 
 
+def pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(mean, std) that a named backbone's pretrained weights expect, or None (no weights:
+    normalise with the data's own statistics)."""
+    return {"efficientnet-lite0": EfficientNetLite0.NORMALIZATION}.get(name)
+
+
 def list_backbones() -> list[str]:
     """Names accepted by :func:`create_backbone`."""
     return sorted(_BACKBONES)

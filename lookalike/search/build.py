@@ -10,10 +10,8 @@ folder renamed to ``<out>``: an index folder that opens is always complete.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +22,9 @@ import torch
 from tqdm.auto import tqdm
 
 from lookalike import __version__
-from lookalike.data import UNLABELLED, ArrayCollection, FileCollection, ImageCollection
+from lookalike.data import UNLABELLED, FileCollection, ImageCollection
 from lookalike.data.dataset import ImageDataset
+from lookalike.data.pipeline import collection_digest
 from lookalike.errors import SearchIndexError
 from lookalike.files import atomic_path, write_json
 from lookalike.models import Embedder, embed
@@ -59,25 +58,6 @@ def png_bytes(collection: ImageCollection, position: int) -> bytes:
     buffer = io.BytesIO()
     collection.load(position).save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()
-
-
-def collection_digest(collection: ImageCollection) -> str:
-    """Identifies the items of a build (sources, labels, file sizes and times, pixels), to
-    know whether its saved chunks can be reused."""
-    digest = hashlib.sha256()
-    files = isinstance(collection, FileCollection)
-    for i in range(len(collection)):
-        digest.update(collection.source(i).encode("utf-8", "surrogateescape") + b"\n")
-        if files:
-            try:
-                stat = os.stat(collection.source(i))
-                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-            except OSError:
-                digest.update(b"missing")
-    digest.update(np.ascontiguousarray(collection.labels).tobytes())
-    if isinstance(collection, ArrayCollection):  # the same names could hold other pixels
-        digest.update(hashlib.sha256(collection.pixels.tobytes()).digest())
-    return digest.hexdigest()[:16]
 
 
 def embed_collection(model: Embedder, collection: ImageCollection, work: Path | None = None,

@@ -8,6 +8,8 @@ and batch with the same optimiser moments and random streams. Ctrl-C saves that 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +18,11 @@ from typing import Any
 
 import torch
 
-from lookalike.data import Augment
+from lookalike.data import ArrayCollection, Augment, ImageDataset
+from lookalike.data.pipeline import PrefetchingLoader, cache_resized
 from lookalike.errors import ConfigError, TrainingError
 from lookalike.evaluation import evaluate_embeddings
-from lookalike.models import EmbedderConfig, build_embedder, embed
+from lookalike.models import EmbedderConfig, build_embedder, embed, pretrained_normalization
 from lookalike.models.checkpoint import (
     load_checkpoint,
     load_training_state,
@@ -61,14 +64,41 @@ def select_device(name: str) -> torch.device:
 
 
 def embedder_config(config: TrainConfig, data: TrainingData) -> EmbedderConfig:
+    """The architecture to train: a pretrained backbone keeps the input normalisation its
+    weights were trained with; one trained from scratch uses the data's own statistics."""
+    normalization = pretrained_normalization(config.backbone) if config.pretrained else None
+    mean, std = normalization or (data.mean, data.std)
     return EmbedderConfig(
         backbone=config.backbone,
         embedding_dim=config.embedding_dim,
         input_size=config.input_size,
         in_channels=data.channels,
-        mean=data.mean,
-        std=data.std,
+        mean=mean,
+        std=std,
     )
+
+
+def cache_training_data(data: TrainingData, config: TrainConfig, show_progress: bool,
+                        log: Callable[[str], None]) -> TrainingData:
+    """Image files decoded and resized once (``--cache-images``): batches become array slices."""
+    def cached(dataset: ImageDataset) -> ImageDataset:
+        collection = cache_resized(dataset.collection, config.input_size, dataset.channels,
+                                   workers=config.workers, progress=show_progress, log=log)
+        return ImageDataset(collection, channels=dataset.channels)
+
+    return dataclasses.replace(data, train=cached(data.train), val=cached(data.val))
+
+
+def epoch_batches(strategy: Any, epoch: int, data: TrainingData, config: TrainConfig,
+                  progress: EpochProgress) -> tuple[Any, Callable]:
+    """The epoch's batches and how to load them: decoded by ``--workers`` processes ahead of
+    use for image files, sliced directly from in-memory (or cached) arrays."""
+    batches = strategy.batches(epoch)
+    if config.workers == 0 or isinstance(data.train.collection, ArrayCollection):
+        return batches, data.train.batch
+    batches = list(batches)
+    loader = PrefetchingLoader(data.train, batches[progress.batches_done:], config.workers)
+    return batches, loader.load
 
 
 def validate(model: torch.nn.Module, data: TrainingData, device: torch.device,
@@ -87,11 +117,14 @@ def train(
     argv: list[str] | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] = print,
+    backbone: torch.nn.Module | None = None,
 ) -> TrainResult:
     """Train an embedder as ``config`` says, writing everything under ``out_dir``.
 
     With ``resume=True`` the run folder's own config is used (only ``epochs`` may grow)
-    and training continues from the saved state.
+    and training continues from the saved state. ``backbone`` plugs in any ``nn.Module``
+    returning (B, F) features or (B, F, h, w) maps instead of ``config.backbone`` (which then
+    only names it); pass the same module again to resume, evaluate or index its checkpoints.
     """
     run = RunDirectory(Path(out_dir))
     if resume:
@@ -109,7 +142,10 @@ def train(
     torch.manual_seed(config.seed)  # weight initialisation
 
     data = prepare_training_data(config)
-    model = build_embedder(embedder_config(config, data)).to(device)
+    if config.cache_images:
+        data = cache_training_data(data, config, show_progress, log)
+    model = build_embedder(embedder_config(config, data), pretrained=config.pretrained,
+                           backbone=backbone).to(device)
     strategy = build_strategy(config, data.train, run.root)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, strategy.batches_per_epoch)
@@ -119,7 +155,7 @@ def train(
     start_epoch, progress, best, elapsed = 0, EpochProgress(), -1.0, 0.0
     generator = torch.Generator().manual_seed(config.seed)
     if resume and run.state.exists():
-        model, _ = load_checkpoint(run.last)
+        model, _ = load_checkpoint(run.last, backbone=backbone)
         model = model.to(device)
         optimizer = build_optimizer(model, config)
         scheduler = build_scheduler(optimizer, config, strategy.batches_per_epoch)
@@ -157,10 +193,13 @@ def train(
             # A fresh epoch draws its augmentations from a stream of its own (seed + epoch).
             generator.manual_seed(config.seed * 100_003 + epoch)
         epoch_started = time.perf_counter()
+        if config.freeze_backbone_epochs:
+            model.freeze_backbone(epoch < config.freeze_backbone_epochs)
         try:
             refresh_seconds = strategy.start_epoch(epoch, model=model, device=device)
+            batches, load_batch = epoch_batches(strategy, epoch, data, config, progress)
             train_epoch(
-                model, strategy.loss, strategy.batches(epoch), data.train.batch, augment,
+                model, strategy.loss, batches, load_batch, augment,
                 optimizer, progress=progress, generator=generator, device=device,
                 scheduler=scheduler, scaler=scaler, amp=config.amp,
                 total=strategy.batches_per_epoch,
@@ -183,8 +222,10 @@ def train(
                   **validation, "validation_seconds": validation_seconds, "seconds": elapsed}
         run.log_epoch(record)
         records.append(record)
-        if validation["val_map_at_r"] > best:
-            best = validation["val_map_at_r"]
+        score = validation["val_map_at_r"]
+        if score > best or (math.isnan(score) and best < 0):
+            # nan: no validation class has two items to retrieve; best then means latest
+            best = score if not math.isnan(score) else best
             save_checkpoint(run.best, model, embedder_config(config, data),
                             class_names=data.class_names, training_config=config.to_dict())
         save(epoch + 1, EpochProgress())
