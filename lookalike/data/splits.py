@@ -2,11 +2,14 @@
 
 ``split_by_item`` holds out a share of every class (validation on seen classes);
 ``split_by_class`` holds out whole classes, the unseen-class protocol of metric-learning
-benchmarks (CUB-200: train on classes 1-100, test on 101-200). Both return sorted (K,) int64
-index arrays into the labels they were given; the same seed always gives the same split.
+benchmarks (CUB-200: train on classes 1-100, test on 101-200). ``split_seen_unseen`` is that
+protocol for any collection ("seen" / "unseen" in ``open_collection``). All return sorted (K,)
+int64 index arrays into the labels they were given; the same seed always gives the same split.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -74,3 +77,49 @@ def split_by_class(labels: Indices, fraction: float = 0.5, seed: int = 0,
         held_classes = np.random.default_rng(seed).permutation(classes)[:num_held]
     held = np.isin(labels, held_classes)
     return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+SEEN, UNSEEN = "seen", "unseen"
+UNSEEN_CLASS_SPLITS = (SEEN, UNSEEN)
+"""Split names of the unseen-class protocol, understood by ``open_collection`` for any data."""
+
+
+def split_by_class_halves(labels: Indices) -> tuple[np.ndarray, np.ndarray]:
+    """The first ceil(C/2) classes present, in label order, against the rest.
+
+    Deterministic (no seed): label order is the collection's natural class order, so a
+    class-per-folder tree of 7 classes trains on its first 4 folders and holds out the last 3.
+
+    Returns:
+        first_idx, second_idx: sorted (K,) int64 arrays that partition range(N).
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    classes = np.unique(labels)  # sorted
+    if len(classes) < 2:
+        raise DataError(f"a class split needs at least 2 classes, found {len(classes)}")
+    second = labels >= classes[(len(classes) + 1) // 2]
+    return np.flatnonzero(~second), np.flatnonzero(second)
+
+
+def split_seen_unseen(labels: Indices,
+                      splits: Sequence[str] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Seen (training) and unseen (evaluation) items: no class is on both sides.
+
+    A collection whose own "train" and "test" parts share no class (the benchmark layouts,
+    a train/ test/ folder tree or a manifest split by class) keeps them: seen = its train
+    part, unseen = its test part. Any other collection is cut by ``split_by_class_halves``.
+
+    Args:
+        labels: (N,) integer class labels.
+        splits: (N,) the items' split names, or None.
+
+    Returns:
+        seen_idx, unseen_idx: sorted (K,) int64 index arrays.
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if splits is not None:
+        splits = np.asarray(splits, dtype=str)
+        train, test = splits == "train", splits == "test"
+        if train.any() and test.any() and not np.intersect1d(labels[train], labels[test]).size:
+            return np.flatnonzero(train), np.flatnonzero(test)
+    return split_by_class_halves(labels)

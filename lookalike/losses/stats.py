@@ -45,3 +45,32 @@ def triplet_stats(d_ap: torch.Tensor, d_an: torch.Tensor, losses: torch.Tensor) 
         d_ap.sum(dtype=torch.float64),
         d_an.sum(dtype=torch.float64),
     )
+
+
+@torch.no_grad()
+def pair_stats(distances: torch.Tensor, same: torch.Tensor, losses: torch.Tensor) -> LossStats:
+    """What one batch's contrastive pairs looked like, in the triplet fields' terms.
+
+    fraction_positive: share of pairs with loss > 0; num_triplets: number of pairs;
+    mean_positive_distance / mean_negative_distance: mean d over same- / other-label pairs
+    (nan when there were none of that kind).
+
+    Args:
+        distances: (P,) pair distances.  same: (P,) bool.  losses: (P,) their losses.
+    """
+    d = distances.to(torch.float64)
+    stacked = torch.stack([
+        torch.tensor(float(losses.numel()), dtype=torch.float64, device=d.device),
+        (losses > 0).sum().to(torch.float64),
+        same.sum().to(torch.float64),
+        torch.where(same, d, 0.0).sum(),
+        torch.where(same, 0.0, d).sum(),
+    ])
+    total, positive, n_same, sum_same, sum_other = stacked.tolist()  # the only host sync
+    n_other = total - n_same
+    return LossStats(
+        positive / total if total else 0.0,
+        int(total),
+        sum_same / n_same if n_same else math.nan,
+        sum_other / n_other if n_other else math.nan,
+    )

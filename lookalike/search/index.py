@@ -48,6 +48,7 @@ from lookalike.search.vectors import (
     scores_to_distances,
     stored_ids,
     stored_vectors,
+    vectors_of,
 )
 
 DataSource = ImageCollection | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -260,7 +261,7 @@ class Index:
         missing = sorted(set(wanted) - self.store.existing_ids(wanted))
         if missing:
             raise SearchIndexError(f"no item with id {missing[0]} in {self.path}")
-        vectors = np.stack([self.vectors.reconstruct(i) for i in wanted])
+        vectors = vectors_of(self.vectors, np.array(wanted, dtype=np.int64))
         neighbors = self.search_vectors(vectors, k + 1)
         ids, distances = [], []
         for query, row_ids, row_d in zip(wanted, neighbors.ids, neighbors.distances,

@@ -167,7 +167,19 @@ def stored_vectors(index: faiss.IndexIDMap2) -> np.ndarray:
         return np.zeros((0, inner.d), dtype=np.float32)
     if isinstance(inner, faiss.IndexIVF) and inner.direct_map.type == faiss.DirectMap.NoMap:
         inner.make_direct_map()  # IVF vectors sit in their cells; the map finds them
-    return inner.reconstruct_n(0, inner.ntotal)
+    # An explicit numpy buffer: faiss.contrib.torch_utils (imported by pytorch-metric-learning)
+    # patches faiss to return torch tensors when no buffer is given.
+    out = np.empty((inner.ntotal, inner.d), dtype=np.float32)
+    inner.reconstruct_n(0, inner.ntotal, out)
+    return out
+
+
+def vectors_of(index: faiss.IndexIDMap2, ids: np.ndarray) -> np.ndarray:
+    """(K, D) float32: the stored vectors of items ``ids`` (which must exist)."""
+    out = np.empty((len(ids), index.d), dtype=np.float32)
+    for row, item_id in enumerate(np.asarray(ids, dtype=np.int64).tolist()):
+        index.reconstruct(item_id, out[row])
+    return out
 
 
 def remove_vectors(index: faiss.IndexIDMap2, ids: np.ndarray,

@@ -114,6 +114,10 @@ class TrainConfig:
         if self.split not in SPLITS:
             raise ConfigError(f"unknown --split {self.split!r}; choose one of {', '.join(SPLITS)}")
         parse_pair_ratio(self.pair_ratio)
+        if self.loss == "contrastive" and self.mining in POOLED_STRATEGIES:
+            raise ConfigError(f"--mining {self.mining} mines triplet pools and cannot feed "
+                              f"--loss contrastive (in-batch pairs); use --loss triplet or "
+                              f"an online --mining")
         if self.contrastive_margin <= 0:
             raise ConfigError(f"--contrastive-margin must be positive, got "
                               f"{self.contrastive_margin}")

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lookalike.data import ImageDataset, check_trainable, open_collection, split_by_item
+from lookalike.data import (
+    ImageCollection,
+    ImageDataset,
+    check_trainable,
+    open_collection,
+    open_seen_unseen,
+    split_by_item,
+)
+from lookalike.errors import ConfigError
 from lookalike.training.config import TrainConfig
 
 
@@ -41,18 +49,36 @@ def limit_items(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     return np.sort(torch.randperm(len(labels), generator=generator)[:limit].numpy())
 
 
-def prepare_training_data(config: TrainConfig) -> TrainingData:
-    """Open the data, hold out a stratified validation split, and wrap both as datasets."""
+def held_out_split(config: TrainConfig) -> tuple[ImageCollection, np.ndarray,
+                                                  ImageCollection, np.ndarray]:
+    """(collection, train_idx, held_out, val_idx): what to train on and validate on.
+
+    ``--split items`` holds out a stratified share of the training items, or validates on
+    ``--val-split``; ``--split classes`` trains on the "seen" classes and validates on the
+    "unseen" ones (``open_seen_unseen``), the protocol that benchmarks report.
+    """
+    if config.split == "classes":
+        if config.val_split is not None:
+            raise ConfigError(f"--split classes validates on the unseen classes; drop "
+                              f"--val-split {config.val_split}")
+        seen, unseen = open_seen_unseen(config.data, skip_bad=config.skip_bad)
+        check_trainable(seen)
+        return seen, np.arange(len(seen)), unseen, np.arange(len(unseen))
     collection = open_collection(config.data, split="train", skip_bad=config.skip_bad)
     check_trainable(collection)
     if config.val_split is None:
         train_idx, val_idx = split_by_item(collection.labels, config.val_fraction,
                                            seed=config.seed)
-        held_out = collection
-    else:  # a separate split, e.g. the published test set (benchmarks report on it per epoch)
-        train_idx = np.arange(len(collection))
-        held_out = open_collection(config.data, split=config.val_split, skip_bad=config.skip_bad)
-        val_idx = np.arange(len(held_out))
+        return collection, train_idx, collection, val_idx
+    # a separate split, e.g. the published test set (benchmarks report on it per epoch)
+    held_out = open_collection(config.data, split=config.val_split, skip_bad=config.skip_bad)
+    return collection, np.arange(len(collection)), held_out, np.arange(len(held_out))
+
+
+def prepare_training_data(config: TrainConfig) -> TrainingData:
+    """Open the data, hold out a validation split (items or whole classes, as
+    ``config.split`` says), and wrap both as datasets."""
+    collection, train_idx, held_out, val_idx = held_out_split(config)
     train_idx = train_idx[limit_items(collection.labels[train_idx], config.train_limit,
                                       config.seed)]
     val_idx = val_idx[limit_items(held_out.labels[val_idx], config.val_limit, config.seed)]

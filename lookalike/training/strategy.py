@@ -5,7 +5,9 @@ let the loss choose triplets inside each batch. Offline draws a fixed list of ra
 (anchor, positive, negative) triplets once, before training. The pooled strategies mine
 every anchor's hard positives and negatives over the whole training set (DESIGN 2.1):
 hybrid injects them into P x K batches and refreshes them every R epochs; offline-hard
-turns them once into a fixed triplet list. Every epoch has the same number of batches, so
+turns them once into a fixed triplet list. With ``--loss contrastive`` (DESIGN 2.2) the
+loss trains on pairs chosen inside P x K batches, in the --pair-ratio of positives to
+negatives, whatever the online --mining. Every epoch has the same number of batches, so
 strategies compare at equal cost.
 """
 
@@ -24,13 +26,13 @@ import torch
 
 from lookalike.data import ImageDataset
 from lookalike.files import write_json
-from lookalike.losses import TripletLoss
+from lookalike.losses import ContrastiveLoss, TripletLoss
 from lookalike.mining.model import load_mining_model, mine_with_model
 from lookalike.mining.offline import OfflineTripletSampler, random_triplets
 from lookalike.mining.pools import PoolConfig, Pools
 from lookalike.sampling import PKSampler
 from lookalike.sampling.injecting import HardPositiveBatchSampler, draw_from_pools
-from lookalike.training.config import POOLED_STRATEGIES, TrainConfig
+from lookalike.training.config import POOLED_STRATEGIES, TrainConfig, parse_pair_ratio
 from lookalike.types import Triplets
 
 
@@ -56,6 +58,12 @@ class Strategy:
 def triplet_loss(config: TrainConfig, selection: str) -> TripletLoss:
     return TripletLoss(selection=selection, margin=config.margin, soft=config.soft_margin,
                        distance=config.distance)
+
+
+def contrastive_loss(config: TrainConfig) -> ContrastiveLoss:
+    """Pairs in the configured ratio; random negatives from the trainer's seeded global RNG."""
+    return ContrastiveLoss(neg_margin=config.contrastive_margin, distance=config.distance,
+                           ratio=parse_pair_ratio(config.pair_ratio))
 
 
 def pool_triplets(pools: Pools, seed: int) -> Triplets:
@@ -157,9 +165,14 @@ class PooledStrategy(Strategy):
 
 def build_strategy(config: TrainConfig, dataset: ImageDataset,
                    run_dir: Path | None = None) -> Strategy:
-    """The loss and sampler named by ``config.mining``."""
+    """The loss and sampler named by ``config.loss`` and ``config.mining``."""
     labels = dataset.collection.labels
     batches_per_epoch = config.batches_per_epoch or max(1, len(labels) // config.batch_size)
+    if config.loss == "contrastive":  # pairs inside P x K batches; --mining does not apply
+        pk = PKSampler(labels, config.classes_per_batch, config.items_per_class,
+                       seed=config.seed, batches_per_epoch=batches_per_epoch)
+        return Strategy(loss=contrastive_loss(config), sampler=pk,
+                        batches_per_epoch=min(batches_per_epoch, len(pk)))
     if config.mining in POOLED_STRATEGIES:
         strategy = PooledStrategy(loss=triplet_loss(config, config.warmup_selection),
                                   sampler=None, batches_per_epoch=batches_per_epoch,

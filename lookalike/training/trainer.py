@@ -231,7 +231,8 @@ def train(
         save(epoch + 1, EpochProgress())
         log(
             f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.4f}  "
-            f"pos-triplets {record['fraction_positive']:.3f}  "
+            f"{'pos-pairs' if config.loss == 'contrastive' else 'pos-triplets'} "
+            f"{record['fraction_positive']:.3f}  "
             f"d(a,p) {record['mean_positive_distance']:.3f}  "
             f"d(a,n) {record['mean_negative_distance']:.3f}  "
             f"val MAP@R {record['val_map_at_r']:.4f}  P@1 {record['val_precision_at_1']:.4f}  "

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.data.splits import split_by_class, split_by_item
+from lookalike.data.splits import (
+    split_by_class,
+    split_by_class_halves,
+    split_by_item,
+    split_seen_unseen,
+)
 from lookalike.errors import ConfigError, DataError
 
 
@@ -78,3 +83,26 @@ def test_split_by_class_first_half_like_cub():
         split_by_class(np.zeros(5, dtype=np.int64), 0.5)
     tiny = split_by_class(labels_with_counts([2, 2]), 0.01)
     assert len(set(labels_with_counts([2, 2])[tiny[1]])) == 1  # at least one class held
+
+
+@pytest.mark.parametrize("present", [[0, 1], [0, 1, 2, 3, 4], [2, 5, 7, 8, 11, 12, 30]])
+def test_split_by_class_halves_takes_the_first_ceil_half(present):
+    labels = np.random.default_rng(1).permutation(np.repeat(present, 3))
+    seen, unseen = split_by_class_halves(labels)
+    assert_partition(seen, unseen, len(labels))
+    first = present[: (len(present) + 1) // 2]  # oracle: a plain loop over the items
+    assert list(seen) == [i for i, label in enumerate(labels) if label in first]
+    assert split_by_class_halves(labels)[0].tolist() == seen.tolist()  # no randomness
+
+
+def test_split_seen_unseen_keeps_a_split_by_class_and_halves_otherwise():
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    disjoint = np.array(["train", "train", "test", "test", "train", "val"])
+    seen, unseen = split_seen_unseen(labels, disjoint)
+    assert seen.tolist() == [0, 1, 4] and unseen.tolist() == [2, 3]  # "val" on neither side
+    shared = np.array(["train", "train", "test", "test", "test", "test"])  # 0, 1 in both
+    for splits in (shared, None, np.array(["train"] * 6)):
+        seen, unseen = split_seen_unseen(labels, splits)
+        assert seen.tolist() == [0, 1, 4, 5] and unseen.tolist() == [2, 3]
+    with pytest.raises(DataError, match="at least 2 classes, found 1"):
+        split_seen_unseen([4, 4, 4], None)
