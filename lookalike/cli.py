@@ -111,6 +111,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                         help="model that embeds the training set for the first pools: 'self' "
                         "(the model in training, after warm-up), efficientnet-lite0 or a "
                         f"checkpoint folder (default {defaults.mining_model})")
+    hybrid.add_argument("--mining-input-size", type=int,
+                        help=f"image size for a pretrained mining model "
+                        f"(default {defaults.mining_input_size})")
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", help=f"backbone (default {defaults.backbone})")
     model.add_argument("--embedding-dim", type=int,
