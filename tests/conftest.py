@@ -8,7 +8,29 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.models import EmbedderConfig, build_embedder, save_checkpoint
+
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+TINY_EMBEDDER = EmbedderConfig(input_size=28, in_channels=3, embedding_dim=16,
+                               backbone_options={"widths": [8, 16]})  # tiny: fast to embed
+
+
+def save_tiny_checkpoint(path: Path, seed: int) -> Path:
+    """An untrained 16-d SmallCNN checkpoint; another seed gives another fingerprint."""
+    model = build_embedder(TINY_EMBEDDER, pretrained=False, seed=seed)
+    return save_checkpoint(path, model, class_names=["class_0", "class_1", "class_2"])
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny checkpoint (for indexing and search tests)."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "a", seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another model: same architecture, another fingerprint."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "b", seed=1)
 
 
 def write_class_folder(root: Path, classes: int = 3, per_class: int = 16, size: int = 28,

@@ -13,20 +13,11 @@ import pytest
 from PIL import Image
 
 from lookalike.cli import main
-from lookalike.models import EmbedderConfig, build_embedder, load_checkpoint, save_checkpoint
+from lookalike.models import load_checkpoint
 from lookalike.search import Index
 from lookalike.search.vectors import stored_ids, stored_vectors
 
 from .conftest import write_class_folder
-
-CONFIG = EmbedderConfig(input_size=28, in_channels=3, embedding_dim=16,
-                        backbone_options={"widths": [8, 16]})  # tiny: fast to embed
-
-
-def save_tiny_checkpoint(path: Path, seed: int) -> Path:
-    """An untrained 16-d SmallCNN checkpoint; another seed gives another fingerprint."""
-    model = build_embedder(CONFIG, pretrained=False, seed=seed)
-    return save_checkpoint(path, model, class_names=["class_0", "class_1", "class_2"])
 
 
 def images_of(folder: Path) -> list[str]:
@@ -52,16 +43,6 @@ def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lookalike: error:"), err
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "a", seed=0)
-
-
-@pytest.fixture(scope="module")
-def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "b", seed=1)
 
 
 @pytest.fixture(scope="module")

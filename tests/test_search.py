@@ -24,7 +24,7 @@ from PIL import Image
 
 from lookalike.data import ArrayCollection, decode_image
 from lookalike.errors import ConfigError, LookalikeError, SearchIndexError
-from lookalike.models import EmbedderConfig, build_embedder, embed, load_checkpoint, save_checkpoint
+from lookalike.models import embed, load_checkpoint
 from lookalike.search import Index, IndexSpec
 from lookalike.search import build as build_module
 from lookalike.search import store as store_module
@@ -39,16 +39,8 @@ from lookalike.viz.search import plot_search_grid
 
 from .conftest import write_class_folder
 
-CONFIG = EmbedderConfig(input_size=28, in_channels=3, embedding_dim=16,
-                        backbone_options={"widths": [8, 16]})  # tiny: fast to embed
 QUIET: dict[str, Any] = {"progress": False, "log": lambda message: None}
 KINDS = ("flat", "hnsw", "ivf")
-
-
-def save_tiny_checkpoint(path: Path, seed: int) -> Path:
-    """An untrained 16-d SmallCNN checkpoint; another seed gives another fingerprint."""
-    model = build_embedder(CONFIG, pretrained=False, seed=seed)
-    return save_checkpoint(path, model, class_names=["class_0", "class_1", "class_2"])
 
 
 def build(checkpoint: Path, data: Any, out: Path, **options: Any) -> Index:
@@ -101,16 +93,6 @@ class CountingEmbed:
             raise KeyboardInterrupt  # Ctrl-C in the middle of a build
         self.items += len(dataset)
         return embed(model, dataset, **options)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "a", seed=0)
-
-
-@pytest.fixture(scope="module")
-def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "b", seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lookalike.distances import METRICS, pairwise_distance
-from lookalike.errors import ConfigError, DataError
+from lookalike.distances import METRICS
+from lookalike.errors import ConfigError
+from lookalike.losses.batch import batch_distances
 from lookalike.losses.reduction import mean_over_positive
 from lookalike.losses.stats import pair_stats
 from lookalike.mining.pairs import check_ratio, select_pairs
@@ -97,13 +98,7 @@ class ContrastiveLoss(nn.Module):
         Returns:
             LossOutput(loss: scalar tensor, stats: LossStats with pairs as "triplets").
         """
-        if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1] or not len(labels):
-            raise DataError(
-                f"ContrastiveLoss needs embeddings (B, D) and labels (B,) with B > 0, "
-                f"got {tuple(embeddings.shape)} and {tuple(labels.shape)}"
-            )
-        labels = labels.to(embeddings.device)
-        dist = pairwise_distance(embeddings, metric=self.distance)  # (B, B)
+        labels, dist = batch_distances("ContrastiveLoss", embeddings, labels, self.distance)
         pairs = select_pairs(labels, self.ratio, self.generator, dist.detach(),
                              self.hard_negatives)
         d = dist[pairs.first, pairs.second]  # (P,)

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lookalike.distances import METRICS, pairwise_distance
-from lookalike.errors import ConfigError, DataError
+from lookalike.distances import METRICS
+from lookalike.errors import ConfigError
+from lookalike.losses.batch import batch_distances
 from lookalike.losses.batch_all import batch_all_loss
 from lookalike.losses.hinge import triplet_loss, violation
 from lookalike.losses.reduction import REDUCERS
@@ -99,13 +100,7 @@ class TripletLoss(nn.Module):
         Returns:
             LossOutput(loss: scalar tensor, stats: LossStats).
         """
-        if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1] or not len(labels):
-            raise DataError(
-                f"TripletLoss needs embeddings (B, D) and labels (B,) with B > 0, "
-                f"got {tuple(embeddings.shape)} and {tuple(labels.shape)}"
-            )
-        labels = labels.to(embeddings.device)
-        dist = pairwise_distance(embeddings, metric=self.distance)  # (B, B)
+        labels, dist = batch_distances("TripletLoss", embeddings, labels, self.distance)  # (B, B)
         if self.selection == "batch-all":
             return batch_all_loss(
                 dist, labels, self.margin, self.soft, self.reduction, self.chunk_elements
