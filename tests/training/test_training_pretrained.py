@@ -138,3 +138,30 @@ def test_training_with_cache_and_workers_matches_plain_training(tiny_folder: Pat
         assert other.records[0]["train_loss"] == pytest.approx(plain.records[0]["train_loss"],
                                                                 rel=1e-5)
     assert list((tmp_path / "cache").glob("images-*.npy"))
+
+
+def test_hybrid_mining_with_the_pretrained_backbone_from_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    """The photo workflow of the README: pretrained backbone, unseen classes, hybrid mining
+    by the pretrained backbone, image cache and workers; then evaluate on unseen classes."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from lookalike.cli import main
+
+    from ..conftest import write_class_folder
+
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
+    photos = write_class_folder(tmp_path / "photos", classes=6, per_class=6, size=40)
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(photos), "--split", "classes", "--backbone",
+                 "efficientnet-lite0", "--input-size", "32", "--embedding-dim", "8",
+                 "--mining", "hybrid", "--mining-model", "efficientnet-lite0",
+                 "--mining-input-size", "32", "--warmup-epochs", "0", "--epochs", "1",
+                 "-P", "3", "-K", "3", "--batches-per-epoch", "1",
+                 "--freeze-backbone-epochs", "1", "--cache-images", "--workers", "1",
+                 "--threads", "1", "--out", str(run), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert (run / "pools.npz").is_file()  # mined by the pretrained backbone
+    capsys.readouterr()
+    code = main(["evaluate", "--checkpoint", str(run / "last"), "--data", str(photos),
+                 "--split", "unseen", "--quiet"])
+    assert code == 0 and "MAP@R" in capsys.readouterr().out
