@@ -11,7 +11,9 @@ Three models, all EfficientNet-Lite0 with ImageNet weights at --input-size:
 - (a) frozen: the pretrained backbone's pooled features, L2-normalised; no training;
 - (b) batch-hard: backbone + 128-d head fine-tuned with in-batch batch-hard mining;
 - (c) hybrid: the same, with lookalike's hybrid mining (pools mined once by the pretrained
-  backbone before training, hard positives and negatives injected into every batch).
+  backbone before training, hard positives and negatives injected into every batch);
+- (b/head), (c/head): the same two, with the backbone frozen for all epochs (only the
+  128-d embedding head learns).
 
 (b) and (c) get the same budget: --epochs epochs of the same number of batches of
 --classes-per-batch x --items-per-class images, the same learning rates (head --lr,
@@ -64,18 +66,21 @@ def embed_unseen(model: torch.nn.Module, data: str, input_size: int, channels: i
     return metrics, len(dataset) / seconds
 
 
-def fine_tune(name: str, mining: str, args: argparse.Namespace) -> dict:
+def fine_tune(name: str, args: argparse.Namespace) -> dict:
+    """Run ``name``: a mining strategy, with "/head" to keep the backbone frozen throughout."""
+    mining, _, part = name.partition("/")
+    frozen_epochs = args.epochs if part == "head" else args.freeze_epochs
     config = TrainConfig(
         data=args.data, split="classes", mining=mining, epochs=args.epochs,
         backbone="efficientnet-lite0", embedding_dim=128, input_size=args.input_size,
         classes_per_batch=args.classes_per_batch, items_per_class=args.items_per_class,
         lr=args.lr, backbone_lr_scale=args.backbone_lr_scale,
-        freeze_backbone_epochs=args.freeze_epochs, crop_padding=args.input_size // 16,
+        freeze_backbone_epochs=frozen_epochs, crop_padding=args.input_size // 16,
         flip=False,  # icons have a handedness (arrows, text)
         mining_model="efficientnet-lite0", mining_input_size=args.input_size,
         warmup_epochs=0, batches_per_epoch=args.batches_per_epoch, cache_images=True,
         workers=2, val_limit=args.val_limit, threads=args.threads, seed=args.seed)
-    run_dir = Path(args.work) / name
+    run_dir = Path(args.work) / name.replace("/", "-")
     if run_dir.exists():
         shutil.rmtree(run_dir)
     started = time.perf_counter()
@@ -115,7 +120,10 @@ def main() -> None:
     parser.add_argument("--freeze-epochs", type=int, default=1)
     parser.add_argument("--val-limit", type=int, default=1000,
                         help="unseen items validated on after each epoch (for the log only)")
-    parser.add_argument("--strategies", nargs="+", default=["batch-hard", "hybrid"])
+    parser.add_argument("--runs", nargs="+",
+                        default=["batch-hard", "hybrid", "batch-hard/head", "hybrid/head"],
+                        help="mining strategies to fine-tune with; NAME/head keeps the "
+                        "backbone frozen for all epochs (only the embedding head learns)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/bench-photos")
@@ -147,8 +155,8 @@ def main() -> None:
                  "train_seconds": 0.0, "mining_seconds": 0.0, "wall_seconds": 0.0,
                  "train_images_per_second": None, "embed_images_per_second": rate})
     print(f"frozen: MAP@R {metrics['map_at_r']:.4f} P@1 {metrics['precision_at_1']:.4f}")
-    for mining in args.strategies:
-        rows.append(fine_tune(mining, mining, args))
+    for name in args.runs:
+        rows.append(fine_tune(name, args))
 
     table = ["| model | unseen MAP@R | unseen P@1 | R-precision | train s (mining s) "
              "| train img/s | embed img/s |", "|---|---|---|---|---|---|---|"]
