@@ -685,3 +685,15 @@ def test_search_grid_pads_short_rows_and_greys_unlabelled(labelled: Index,
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def test_a_benchmark_layout_is_indexed_with_its_own_labels(checkpoint: Path,
+                                                           tmp_path: Path) -> None:
+    """A CUB-200-2011 folder is read by its layout reader, not scanned as class folders."""
+    from .benchmark_layouts import write_cub
+
+    cub = write_cub(tmp_path / "data")
+    index = Index.build(checkpoint, cub, tmp_path / "cub-index", split="test", **QUIET)
+    labels = {r.label for r in index.records(list(range(len(index)))).values()}
+    assert len(index) == 9 and len(labels) == 3  # the test half: 3 classes x 3 images
+    assert all(label and label[:3].isdigit() for label in labels)  # e.g. 004.Some_bird

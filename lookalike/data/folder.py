@@ -115,6 +115,14 @@ UNLABELLED = ""
 """The one class name of an unlabelled collection (``scan_images`` on a flat folder)."""
 
 
+def has_loose_images(root: str | os.PathLike[str]) -> bool:
+    """Whether ``root`` holds image files itself (not only in sub-folders)."""
+    root = Path(root)
+    return root.is_dir() and any(
+        e.is_file() and not e.name.startswith(".") and e.suffix.lower() in IMAGE_EXTENSIONS
+        for e in root.iterdir())
+
+
 def scan_images(root: str | os.PathLike[str],
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> FileCollection:
     """Every image below ``root``, for indexing: labelled by class sub-folder when ``root``
@@ -123,9 +131,7 @@ def scan_images(root: str | os.PathLike[str],
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    top_images = [e for e in root.iterdir() if e.is_file() and not e.name.startswith(".")
-                  and e.suffix.lower() in IMAGE_EXTENSIONS]
-    if not top_images:
+    if not has_loose_images(root):
         return scan_image_folder(root, max_pixels=max_pixels)
     images, _ = _images_under(root)
     return FileCollection(images, np.zeros(len(images), dtype=np.int64), [UNLABELLED],

@@ -28,12 +28,14 @@ from torch import nn
 
 from lookalike.data import (
     DEFAULT_MAX_PIXELS,
+    UNLABELLED,
     FileCollection,
     ImageCollection,
     decode_image,
     open_collection,
     scan_images,
 )
+from lookalike.data.folder import has_loose_images
 from lookalike.errors import ConfigError, DataError, SearchIndexError
 from lookalike.models import Embedder, load_checkpoint
 from lookalike.search.build import embed_collection, new_items, write_index_folder
@@ -88,12 +90,12 @@ def open_data(data: DataSource, split: str | None = None, skip_bad: bool = False
         if not paths:
             raise DataError("no images given")
         collection: ImageCollection = FileCollection(
-            paths, np.zeros(len(paths), dtype=np.int64), [""], max_pixels=max_pixels)
+            paths, np.zeros(len(paths), dtype=np.int64), [UNLABELLED], max_pixels=max_pixels)
         if skip_bad:
             collection, _ = collection.validate(skip_bad=True, progress=False)
         return collection
     path = Path(os.fspath(data))
-    if path.is_dir() and split is None and not _has_idx(path):
+    if split is None and has_loose_images(path):  # a folder of unlabelled photos
         collection = scan_images(path, max_pixels=max_pixels)
         if skip_bad:
             collection, _ = collection.validate(skip_bad=True)
@@ -101,11 +103,6 @@ def open_data(data: DataSource, split: str | None = None, skip_bad: bool = False
             raise DataError(f"{path}: no usable images")
         return collection
     return open_collection(os.fspath(data), split, skip_bad=skip_bad, max_pixels=max_pixels)
-
-
-def _has_idx(path: Path) -> bool:
-    from lookalike.data.fashion_mnist import has_idx_files
-    return has_idx_files(path)
 
 
 class Index:
