@@ -46,6 +46,7 @@ from lookalike.search.vectors import (
     as_vectors,
     configure_search,
     index_kind,
+    inner_index,
     remove_vectors,
     scores_to_distances,
     stored_ids,
@@ -111,8 +112,8 @@ class Index:
     def __init__(self, store: IndexStore, vectors: faiss.Index, *, device: str = "cpu",
                  backbone: nn.Module | None = None) -> None:
         self.store = store
-        self.vectors = vectors
         self.spec = IndexSpec.from_dict(store.meta["spec"])
+        self._use_vectors(vectors)
         self.device = device
         self._backbone = backbone
         self._model: Embedder | None = None
@@ -244,11 +245,22 @@ class Index:
         self._check_k(k)
         return self.hits(self.search_vectors(self.embed(queries, max_pixels), k))
 
+    def _use_vectors(self, vectors: faiss.IndexIDMap2) -> None:
+        """Adopt a (new) FAISS index: searches go to the bare index under the id map, and
+        positions become ids in numpy. FAISS's own id translation runs an OpenMP loop whose
+        thread wake-ups cost milliseconds per query on a busy machine."""
+        self.vectors = vectors
+        configure_search(vectors, self.spec)
+        self._inner = inner_index(vectors)
+        self._ids = stored_ids(vectors)
+
     def search_vectors(self, vectors: Any, k: int = 10) -> Neighbors:
         """Raw k-NN for (Q, D) embeddings: ids and Euclidean distances, nearest first."""
         self._check_k(k)
         queries = as_vectors(vectors, int(self.store.meta["dim"]))
-        scores, ids = self.vectors.search(queries, k)
+        scores, positions = self._inner.search(queries, k)
+        found = positions >= 0  # an approximate index may find fewer than k
+        ids = np.where(found, self._ids[np.where(found, positions, 0)], -1)
         return Neighbors(ids, scores_to_distances(scores, self.metric))
 
     def more_like(self, item_ids: Sequence[int], k: int = 10) -> list[list[Hit]]:
@@ -323,8 +335,7 @@ class Index:
             grown.add_with_ids(vectors, ids)
             self.store.commit(grown, insert=list(new_items(collection, ids)),
                               meta={"next_id": start + len(vectors)})
-            self.vectors = grown
-            configure_search(self.vectors, self.spec)
+            self._use_vectors(grown)
         return ids
 
     def remove(self, ids: Sequence[int]) -> int:
@@ -341,8 +352,7 @@ class Index:
             shrunk = remove_vectors(faiss.clone_index(self.vectors),
                                     np.array(wanted, dtype=np.int64), self.spec)
             self.store.commit(shrunk, delete=wanted)
-            self.vectors = shrunk
-            configure_search(self.vectors, self.spec)
+            self._use_vectors(shrunk)
         return len(wanted)
 
     def check_fingerprint(self, fingerprint: str, what: str) -> None:

@@ -107,13 +107,15 @@ class IndexStore:
         database.unlink(missing_ok=True)
         connection = sqlite3.connect(database, check_same_thread=False, isolation_level=None,
                                      timeout=30)
-        with connection:
-            connection.executescript(_SCHEMA)
-            values = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION,
-                      "generation": 0, "next_id": int(meta.get("next_id", 0))}
-            connection.executemany("INSERT INTO meta VALUES (?, ?)",
-                                   [(k, json.dumps(v)) for k, v in values.items()])
-            _insert(connection, items, values["fingerprint"])
+        connection.executescript(_SCHEMA)
+        values = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION,
+                  "generation": 0, "next_id": int(meta.get("next_id", 0))}
+        # One transaction for all rows: in autocommit mode each row would be synced alone
+        connection.execute("BEGIN")
+        connection.executemany("INSERT INTO meta VALUES (?, ?)",
+                               [(k, json.dumps(v)) for k, v in values.items()])
+        _insert(connection, items, values["fingerprint"])
+        connection.execute("COMMIT")
         write_faiss(vectors, vectors_file(folder, 0))
         return cls(folder, connection)
 
