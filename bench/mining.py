@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from memory import peak_rss_mb  # bench/memory.py: the script's folder is on sys.path
 
 from lookalike.files import write_json
 from lookalike.mining.pools import PoolConfig, Pools, mine_pools, mine_pools_naive
@@ -59,22 +59,6 @@ def synthetic_embeddings(n: int, dim: int = 64, classes: int = 10,
     x = (rng.normal(size=(classes, dim)) * 0.5)[labels] + rng.normal(size=(n, dim))
     x = x.astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True), labels
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MB.
-
-    Linux's VmHWM, which /proc/self/clear_refs can reset; ``resource.getrusage`` is the
-    fallback, but in a subprocess it also counts the parent's RSS at fork (the kernel keeps
-    the larger), which hides a child smaller than its parent.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def available_bytes() -> float:

@@ -4,7 +4,8 @@ For each N (10k, 100k, 1M) and d (64, 128), synthetic clustered unit vectors (10
 Gaussian centres + noise, L2-normalised, float32, seeded) are indexed three ways (flat,
 hnsw, ivf, with the ``IndexSpec`` defaults). Each index folder is written the way
 lookalike writes one (``build_vector_index`` + ``IndexStore.create`` with one metadata row
-per item, then ``Index.open``); no model is needed, since ``search_vectors`` never embeds.
+per item, then ``Index.open``; the rows are created once per N and copied for the other
+kinds and dims, see ``write_index``); no model is needed: ``search_vectors`` never embeds.
 
 Every search is sent twice in the same run, alternating (ABBA) and on the same threads:
 
@@ -21,7 +22,7 @@ batch queries; speed-up = approximate / exact throughput (and single p50 ratio).
 Each (N, d) runs in a fresh subprocess; the peak RSS of a kind (VmHWM, reset before it)
 includes the (N, d) vectors the case holds.
 
-    python bench/search.py                                   # the full grid (~40 min, 2 cores)
+    python bench/search.py                                   # the full grid (~1 h, 2 cores)
     python bench/search.py --sizes 10000 100000 --dims 64 --kinds flat hnsw
     python bench/search.py --threads 4 --out /tmp/search.json
 
@@ -34,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -46,56 +46,53 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from memory import (  # bench/memory.py: the script's folder is on sys.path
+    peak_rss_mb,
+    reset_peak_rss,
+)
 
 CENTRES = 1000
 K = 10
 
 
-def clustered(n: int, centres: np.ndarray, rng: np.random.Generator,
-              noise: float) -> tuple[np.ndarray, np.ndarray]:
-    """(n, d) float32 unit vectors around random ``centres`` and their (n,) cluster numbers."""
+def clustered(labels: np.ndarray, centres: np.ndarray, rng: np.random.Generator,
+              noise: float) -> np.ndarray:
+    """(n, d) float32 unit vectors: ``centres[labels]`` plus noise of norm ~``noise``."""
     dim = centres.shape[1]
-    labels = rng.integers(0, len(centres), n)
     x = centres[labels]  # fancy indexing copies
-    x += rng.standard_normal((n, dim), dtype=np.float32) * np.float32(noise / np.sqrt(dim))
+    x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(noise / np.sqrt(dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x, labels
+    return x
 
 
 def synthetic(n: int, dim: int, n_batch: int, n_single: int, seed: int,
               noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Items, their cluster numbers, batch queries and single queries (same clusters)."""
+    """Items, their cluster numbers, batch queries and single queries (same clusters).
+
+    The cluster numbers depend on N only, so every d of one N has the same metadata rows.
+    """
     centres = np.random.default_rng([seed, dim]).standard_normal((CENTRES, dim),
                                                                  dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    items, labels = clustered(n, centres, np.random.default_rng([seed, dim, n]), noise)
-    queries, _ = clustered(n_batch + n_single, centres,
-                           np.random.default_rng([seed, dim, n, 1]), noise)
+    labels = np.random.default_rng([seed, n]).integers(0, CENTRES, n)
+    items = clustered(labels, centres, np.random.default_rng([seed, dim, n]), noise)
+    query_labels = np.random.default_rng([seed, n, 1]).integers(0, CENTRES, n_batch + n_single)
+    queries = clustered(query_labels, centres, np.random.default_rng([seed, dim, n, 1]), noise)
     return items, labels, queries[:n_batch], queries[n_batch:]
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size in MB (VmHWM, resettable through /proc/self/clear_refs)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def write_index(folder: Path, items: np.ndarray, labels: np.ndarray, kind: str,
+                rows_from: Path | None = None):
+    """Write an index folder the way lookalike does; the opened ``Index`` and its timings.
 
-
-def reset_peak_rss() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def write_index(folder: Path, items: np.ndarray, labels: np.ndarray, kind: str):
-    """Write an index folder the way lookalike does; the opened ``Index`` and its timings."""
+    The metadata rows are written by ``IndexStore.create``, or, with ``rows_from`` (the
+    ``index.sqlite`` of another index over the same items), copied from there and given these
+    vectors, dim and spec by ``IndexStore.commit``, the way ``Index.add`` / ``remove`` swap
+    vectors (``create`` writes each row in its own transaction since commit a791b52: ~20
+    minutes for 1M rows, so it runs once per N).
+    """
     from lookalike.search.index import Index
-    from lookalike.search.store import IndexStore, NewItem
+    from lookalike.search.store import DATABASE, IndexStore, NewItem
     from lookalike.search.vectors import IndexSpec, build_vector_index
 
     n, dim = items.shape
@@ -106,16 +103,24 @@ def write_index(folder: Path, items: np.ndarray, labels: np.ndarray, kind: str):
     build_s = time.perf_counter() - start
     meta = {"fingerprint": "synthetic", "dim": dim, "metric": "ip", "spec": spec.to_dict(),
             "next_id": n}
-    rows = (NewItem(i, f"synthetic#{i}", None, f"c{c:04d}")
-            for i, c in enumerate(labels.tolist()))
     start = time.perf_counter()
-    IndexStore.create(folder, meta, vectors, rows).close()
+    if rows_from is None:
+        rows = (NewItem(i, f"synthetic#{i}", None, f"c{c:04d}")
+                for i, c in enumerate(labels.tolist()))
+        IndexStore.create(folder, meta, vectors, rows).close()
+    else:
+        folder.mkdir(parents=True)
+        shutil.copyfile(rows_from, folder / DATABASE)
+        store = IndexStore.open(folder)
+        store.commit(vectors, meta={"spec": spec.to_dict(), "dim": dim})
+        store.close()
     store_s = time.perf_counter() - start
     del vectors
     start = time.perf_counter()
     index = Index.open(folder)
     open_s = time.perf_counter() - start
-    return index, {"build_s": build_s, "store_s": store_s, "open_s": open_s}
+    return index, {"build_s": build_s, "store_s": store_s, "open_s": open_s,
+                   "rows": "created" if rows_from is None else "copied"}
 
 
 def time_batch(index, raw, queries: np.ndarray, repeats: int,
@@ -203,25 +208,29 @@ def exact_ids(items: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return flat.search(queries, K)[1]
 
 
-def child(args: argparse.Namespace, n: int, dim: int) -> list[dict[str, Any]]:
-    """All kinds of one (N, d) case in this process; one row per kind."""
+def child(args: argparse.Namespace, n: int, dim: int) -> None:
+    """All kinds of one (N, d) case in this process; prints one JSON row per kind."""
     import faiss
     import torch
 
+    from lookalike.search.store import DATABASE
     from lookalike.search.vectors import inner_index
 
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     items, labels, batch, single = synthetic(n, dim, args.batch, args.single, args.seed,
                                              args.noise)
-    rows: list[dict[str, Any]] = []
+    rows_from = Path(args.work) / f"{n}-rows.sqlite"  # kept for the other dims of this N
     exact: np.ndarray | None = None
     flat: dict[str, Any] | None = None
     for kind in sorted(args.kinds, key=("flat", "hnsw", "ivf").index):
         print(f"--- N={n} d={dim} {kind}", file=sys.stderr, flush=True)
         reset_peak_rss()
         folder = Path(args.work) / f"{n}-{dim}-{kind}"
-        index, build = write_index(folder, items, labels, kind)
+        index, build = write_index(folder, items, labels, kind,
+                                   rows_from if rows_from.exists() else None)
+        if not rows_from.exists():
+            shutil.copyfile(folder / DATABASE, rows_from)
         raw = inner_index(index.vectors)
         batch_result = time_batch(index, raw, batch, args.repeats, args.min_time)
         single_result = time_single(index, raw, single)
@@ -232,7 +241,8 @@ def child(args: argparse.Namespace, n: int, dim: int) -> list[dict[str, Any]]:
             exact = exact_ids(items, batch)
         row = {"n": n, "dim": dim, "kind": kind, "spec": index.spec.to_dict(), **build,
                "batch": batch_result, "single": single_result,
-               "recall_at_10": recall_at_k(found, exact), "peak_rss_mb": peak_rss_mb()}
+               "recall_at_10": recall_at_k(found, exact), "peak_rss_mb": peak_rss_mb(),
+               "load_average": os.getloadavg()[0]}
         if kind == "flat":
             flat = row
         elif flat is not None:
@@ -243,8 +253,7 @@ def child(args: argparse.Namespace, n: int, dim: int) -> list[dict[str, Any]]:
         del index, raw
         shutil.rmtree(folder)
         print(format_row(row), file=sys.stderr, flush=True)
-        rows.append(row)
-    return rows
+        print(json.dumps(row), flush=True)
 
 
 def run_case(args: argparse.Namespace, work: Path, n: int, dim: int) -> list[dict[str, Any]]:
@@ -255,13 +264,15 @@ def run_case(args: argparse.Namespace, work: Path, n: int, dim: int) -> list[dic
            "--single", str(args.single), "--seed", str(args.seed),
            "--noise", str(args.noise), "--kinds", *args.kinds]
     try:
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=args.timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return [{"n": n, "dim": dim, "kind": "-", "error": f"timeout ({args.timeout} s)"}]
-    if done.returncode:
-        return [{"n": n, "dim": dim, "kind": "-", "error": f"exit {done.returncode}"}]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, timeout=args.timeout, check=False)
+        out, error = done.stdout, f"exit {done.returncode}" if done.returncode else ""
+    except subprocess.TimeoutExpired as exc:
+        out, error = exc.stdout or b"", f"timeout ({args.timeout} s)"
+    rows = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    done_kinds = {row["kind"] for row in rows}
+    rows += [{"n": n, "dim": dim, "kind": kind, "error": error}
+             for kind in args.kinds if kind not in done_kinds]
+    return rows
 
 
 HEADER = ("N", "d", "kind", "build s", "batch q/s lookalike", "batch q/s raw", "overhead %",
@@ -269,11 +280,15 @@ HEADER = ("N", "d", "kind", "build s", "batch q/s lookalike", "batch q/s raw", "
           "metadata ms/query (batch/single)", "recall@10", "speed-up vs flat (batch/p50)")
 
 
+def times(x: float) -> str:
+    return f"{x:.1f}x" if x >= 1 else f"{x:.2g}x"
+
+
 def format_row(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"| {r['n']} | {r['dim']} | {r['kind']} | {r['error']} |" + " |" * 8
     b, s = r["batch"], r["single"]
-    speed = (f"{r['speedup_batch']:.1f}x / {r['speedup_single_p50']:.1f}x"
+    speed = (f"{times(r['speedup_batch'])} / {times(r['speedup_single_p50'])}"
              if "speedup_batch" in r else "1x" if r["kind"] == "flat" else "")
     cells = (r["n"], r["dim"], r["kind"], f"{r['build_s']:.2f}", f"{b['lookalike_qps']:,.0f}",
              f"{b['raw_qps']:,.0f}", f"{100 * b['overhead']:+.1f}",
@@ -332,14 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", type=float, default=1.0,
                         help="noise norm around the unit cluster centres")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds per (N, d) case")
+    parser.add_argument("--timeout", type=int, default=7200, help="seconds per (N, d) case")
     parser.add_argument("--out", type=Path, default=Path("bench/results/search.json"))
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=2, type=int, metavar=("N", "D"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args, *args.child)))
+        child(args, *args.child)
         return 0
     started = datetime.now(timezone.utc)
     load_before = os.getloadavg()[0]

@@ -424,37 +424,35 @@ def test_item_image_of_a_photo_is_a_shrunk_jpeg(index: Index,
         assert image.size == (120, 80)
 
 
-def test_item_image_is_cached(index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
+@pytest.fixture
+def image_reads(index: Index, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids whose image the index is asked for, in order (to see what a cache saves)."""
+    reads: list[int] = []
     original = index.image
 
     def counting_image(item_id: int, max_pixels: int | None = None) -> Image.Image:
-        calls.append(item_id)
+        reads.append(item_id)
         return original(item_id, max_pixels=max_pixels)
 
     monkeypatch.setattr(index, "image", counting_image)
+    return reads
+
+
+def test_item_image_is_cached(index: Index, image_reads: list[int]) -> None:
     with TestClient(create_app(index, SETTINGS)) as client:
         first = client.get(f"/api/items/{QUERY_ID}/image")
         second = client.get(f"/api/items/{QUERY_ID}/image")
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
-    assert calls == [QUERY_ID]
+    assert image_reads == [QUERY_ID]
 
 
 def test_thumbnail_cache_drops_the_least_recently_used(
-        index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    original = index.image
-
-    def counting_image(item_id: int, max_pixels: int | None = None) -> Image.Image:
-        calls.append(item_id)
-        return original(item_id, max_pixels=max_pixels)
-
-    monkeypatch.setattr(index, "image", counting_image)
+        index: Index, image_reads: list[int]) -> None:
     cache = ThumbnailCache(index, size=16, capacity=2, max_pixels=SETTINGS.max_pixels)
     for item_id in (0, 1, 0, 2, 0, 1):  # 2 pushes out 1 (0 was used more recently)
         cache.get(item_id)
-    assert calls == [0, 1, 2, 1]
+    assert image_reads == [0, 1, 2, 1]
 
 
 def test_item_image_that_vanished_is_404(index: Index,
