@@ -88,8 +88,8 @@ def write_index(folder: Path, items: np.ndarray, labels: np.ndarray, kind: str,
     The metadata rows are written by ``IndexStore.create``, or, with ``rows_from`` (the
     ``index.sqlite`` of another index over the same items), copied from there and given these
     vectors, dim and spec by ``IndexStore.commit``, the way ``Index.add`` / ``remove`` swap
-    vectors (``create`` writes each row in its own transaction since commit a791b52: ~20
-    minutes for 1M rows, so it runs once per N).
+    vectors. ``create`` writes all rows in one transaction (about 4 s for 1M rows here, in
+    ``store_s``); copying spares that for the other kinds and dims of the same N.
     """
     from lookalike.search.index import Index
     from lookalike.search.store import DATABASE, IndexStore, NewItem
