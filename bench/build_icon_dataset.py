@@ -73,6 +73,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lookalike.files import write_text
+
 ICON_ROOT = Path("/usr/share/icons")
 
 # (theme folder under /usr/share/icons, Debian package). One main variant per package:
@@ -471,7 +473,8 @@ def main() -> None:
         "build_seconds": round(time.time() - t_start, 1),
         "classes": classes,
     }
-    (args.out / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n")
+    # atomic: a dataset.json is what tells a later run that the folder is whole
+    write_text(args.out / "dataset.json", json.dumps(meta, indent=1) + "\n")
     log(
         f"classes={len(classes)} items={len(files)} >=3: {n_ge[3]} >=4: {n_ge[4]} "
         f"time={meta['build_seconds']}s -> {args.out}"

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+from memory import peak_rss_mb, reset_peak_rss  # bench/memory.py: this folder is on sys.path
 
 # name -> (our TripletLoss kwargs, PML miner or None, PML smooth loss, note)
 LOSSES: dict[str, tuple[dict, str | None, bool, str]] = {
@@ -84,28 +83,14 @@ def pml_estimate_gb(name: str, size: int, per_class: int) -> float:
     return (cube + 80 * triplets) / 1e9
 
 
-def _status_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def worker(args: argparse.Namespace) -> dict:
     """Run one case in this process and return its timings and memory."""
     torch.set_num_threads(args.threads)
     emb, labels = make_batch(args.size, args.dim, args.per_class, args.seed)
     fn = build(args.impl, args.loss)
     leaf = emb.clone().requires_grad_(True)
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (Linux)
-        before = _status_kb("VmRSS")
-    except OSError:
-        before = None
-    base_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset_peak_rss()  # the peak RSS starts again from the current RSS (Linux)
+    base = peak_rss_mb()
     times: list[float] = []
     for i in range(args.repeats + 1000):
         if i > args.repeats and (sum(times) >= args.min_time or len(times) >= 100):
@@ -116,11 +101,7 @@ def worker(args: argparse.Namespace) -> dict:
         loss.backward()
         if i:  # the first pass is a warm-up
             times.append(time.perf_counter() - start)
-    peak = _status_kb("VmHWM")
-    if before is not None and peak is not None:
-        mem_mb = (peak - before) / 1024
-    else:
-        mem_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_maxrss) / 1024
+    mem_mb = peak_rss_mb() - base
     return {
         "time_s": statistics.median(times),
         "times_s": times,

@@ -31,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from memory import peak_rss_mb  # bench/memory.py: the script's folder is on sys.path
+from memory import peak_rss_mb, reset_peak_rss  # bench/memory.py: this folder is on sys.path
 
 from lookalike.files import write_json
 from lookalike.mining.pools import PoolConfig, Pools, mine_pools, mine_pools_naive
@@ -78,10 +78,7 @@ def child(inputs: Path, method: str, out: Path, threads: int, config: PoolConfig
     torch.set_num_threads(threads)
     with np.load(inputs) as data:
         x, y = data["x"], data["y"]
-    try:  # reset the peak to the current RSS, so import-time peaks do not hide the miner's
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
+    reset_peak_rss()  # so import-time peaks do not hide the miner's
     base = peak_rss_mb()
     start = time.perf_counter()
     if method == "naive":

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lookalike.data import ImageDataset, open_collection
+from lookalike.data import ImageCollection, ImageDataset, open_seen_unseen
 from lookalike.data.pipeline import cache_resized
 from lookalike.evaluation import evaluate_embeddings
 from lookalike.files import write_json
@@ -53,11 +53,10 @@ from lookalike.training.config import TrainConfig
 from lookalike.training.trainer import train
 
 
-def embed_unseen(model: torch.nn.Module, data: str, input_size: int, channels: int,
-                 cache: Path) -> tuple[dict, float]:
+def embed_unseen(model: torch.nn.Module, unseen: ImageCollection, input_size: int,
+                 channels: int, cache: Path) -> tuple[dict, float]:
     """Retrieval metrics on the unseen classes, and embedding images/s."""
-    collection = open_collection(data, split="unseen")
-    cached = cache_resized(collection, input_size, channels, cache, workers=2, progress=False)
+    cached = cache_resized(unseen, input_size, channels, cache, workers=2, progress=False)
     dataset = ImageDataset(cached, channels=channels)
     started = time.perf_counter()
     embeddings = embed(model, dataset, batch_size=128, progress=False)
@@ -66,7 +65,7 @@ def embed_unseen(model: torch.nn.Module, data: str, input_size: int, channels: i
     return metrics, len(dataset) / seconds
 
 
-def fine_tune(name: str, args: argparse.Namespace) -> dict:
+def fine_tune(name: str, args: argparse.Namespace, unseen: ImageCollection) -> dict:
     """Run ``name``: a mining strategy, with "/head" to keep the backbone frozen throughout."""
     mining, _, part = name.partition("/")
     frozen_epochs = args.epochs if part == "head" else args.freeze_epochs
@@ -88,7 +87,7 @@ def fine_tune(name: str, args: argparse.Namespace) -> dict:
     wall = time.perf_counter() - started
     records = result.records
     model, _ = load_checkpoint(result.run.last)
-    metrics, embed_rate = embed_unseen(model, args.data, args.input_size, 3,
+    metrics, embed_rate = embed_unseen(model, unseen, args.input_size, 3,
                                        Path(args.work) / "cache")
     return {
         "name": name, "mining": mining, "metrics": metrics,
@@ -133,8 +132,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not Path(args.data).is_dir():
         raise SystemExit(f"{args.data}: run bench/build_icon_dataset.py first")
-    seen = open_collection(args.data, split="seen")
-    unseen = open_collection(args.data, split="unseen")
+    seen, unseen = open_seen_unseen(args.data)
     dataset_info = {
         "data": args.data, "seen_classes": int((seen.class_counts() > 0).sum()),
         "seen_items": len(seen), "unseen_classes": int((unseen.class_counts() > 0).sum()),
@@ -149,14 +147,14 @@ def main() -> None:
 
     rows = []
     frozen = load_mining_model("efficientnet-lite0", in_channels=3, input_size=args.input_size)
-    metrics, rate = embed_unseen(frozen, args.data, args.input_size, 3,
+    metrics, rate = embed_unseen(frozen, unseen, args.input_size, 3,
                                  Path(args.work) / "cache")
     rows.append({"name": "frozen pretrained", "mining": "-", "metrics": metrics,
                  "train_seconds": 0.0, "mining_seconds": 0.0, "wall_seconds": 0.0,
                  "train_images_per_second": None, "embed_images_per_second": rate})
     print(f"frozen: MAP@R {metrics['map_at_r']:.4f} P@1 {metrics['precision_at_1']:.4f}")
     for name in args.runs:
-        rows.append(fine_tune(name, args))
+        rows.append(fine_tune(name, args, unseen))
 
     table = ["| model | unseen MAP@R | unseen P@1 | R-precision | train s (mining s) "
              "| train img/s | embed img/s |", "|---|---|---|---|---|---|---|"]

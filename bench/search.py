@@ -34,22 +34,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from memory import (  # bench/memory.py: the script's folder is on sys.path
-    peak_rss_mb,
-    reset_peak_rss,
-)
+from machine import RunInfo, machine  # bench/machine.py: the script's folder is on sys.path
+from memory import peak_rss_mb, reset_peak_rss  # bench/memory.py
 
 CENTRES = 1000
 K = 10
@@ -314,22 +310,6 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, Any]:
-    import faiss
-    import torch
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "faiss": faiss.__version__,
-            "torch": torch.__version__, "numpy": np.__version__}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -356,23 +336,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args, *args.child)
         return 0
-    started = datetime.now(timezone.utc)
-    load_before = os.getloadavg()[0]
+    run = RunInfo()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-search-") as tmp:
         for n in args.sizes:
             for dim in args.dims:
                 rows += run_case(args, Path(tmp), n, dim)
-    seconds = (datetime.now(timezone.utc) - started).total_seconds()
+    seconds = run.seconds()
+    import faiss
+    import torch
+
     from lookalike.files import write_json
     config = {k: getattr(args, k) for k in ("sizes", "dims", "kinds", "threads", "batch",
                                              "single", "repeats", "min_time", "seed",
                                              "noise")}
     write_json(args.out, {
-        "config": {**config, "k": K, "centres": CENTRES}, "machine": machine(),
-        "date": started.isoformat(timespec="seconds"), "total_s": seconds,
-        "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-        "rows": rows})
+        "config": {**config, "k": K, "centres": CENTRES},
+        "machine": machine({"faiss": faiss.__version__, "torch": torch.__version__,
+                            "numpy": np.__version__}),
+        **run.info(total_s=seconds), "rows": rows})
     print(table(rows, args))
     print(f"\nwrote {args.out} ({seconds / 60:.1f} min)")
     return 0

@@ -32,22 +32,18 @@ import asyncio
 import contextlib
 import io
 import os
-import platform
 import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+from machine import RunInfo, machine, versions  # bench/machine.py: the folder is on sys.path
 
 
 def build_index(checkpoint: Path, work: Path) -> Path:
@@ -71,12 +67,10 @@ def query_pngs(n: int) -> list[bytes]:
     """The first n Fashion-MNIST test images, each encoded as PNG bytes."""
     from PIL import Image
 
-    from lookalike.data.idx import read_idx_pair
+    from lookalike.data.fashion_mnist import load_fashion_mnist
 
-    pixels, _ = read_idx_pair(FASHION / "t10k-images-idx3-ubyte.gz",
-                              FASHION / "t10k-labels-idx1-ubyte.gz")
     out = []
-    for image in pixels[:n]:
+    for image in load_fashion_mnist("test").pixels[:n]:
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         out.append(buffer.getvalue())
@@ -294,26 +288,6 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for package in ("torch", "faiss-cpu", "fastapi", "uvicorn", "httpx", "numpy"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -346,8 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 
     index = args.index if args.index is not None else build_index(args.checkpoint, args.work)
     queries = query_pngs(args.queries)
-    started = datetime.now(timezone.utc)
-    load_before = os.getloadavg()[0]
+    run = RunInfo()
     workloads = [("search", 0.0)]
     if args.similar_share > 0:
         workloads.append((f"search + {args.similar_share:.0%} similar", args.similar_share))
@@ -389,12 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         "client": ("one process: asyncio, one httpx.AsyncClient (one keep-alive "
                    "connection) per client, closed loop"),
         "note": "client and server share the machine's cores: a lower bound",
-        "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
-                    "platform": platform.platform(), "python": platform.python_version(),
-                    **versions()},
-        "date": started.isoformat(timespec="seconds"),
-        "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-        "rows": rows})
+        "machine": machine(versions(("torch", "faiss-cpu", "fastapi", "uvicorn", "httpx",
+                                     "numpy"))),
+        **run.info(), "rows": rows})
     print(table(rows, meta))
     print(f"\nwrote {args.out}; server log {server.log_path}"
           + (f" ({len(problems)} error lines)" if problems else ""))

@@ -67,8 +67,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--workers", type=int,
                       help="processes decoding image files in the background (default 0)")
     data.add_argument("--cache-images", action="store_true", default=None,
-                      help="decode and resize image files once (cached next to the run), so "
-                      "later epochs do not decode full-size JPEGs again")
+                      help="decode and resize image files once into ~/.cache/lookalike (or "
+                      "$LOOKALIKE_CACHE), reused by later runs, so epochs do not decode "
+                      "full-size JPEGs again")
     mining = parser.add_argument_group("mining and loss")
     mining.add_argument("--mining", choices=STRATEGIES,
                         help=f"how triplets are chosen (default {defaults.mining})")

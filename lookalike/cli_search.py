@@ -28,7 +28,7 @@ EXAMPLES = {
     "serve": """examples:
   lookalike serve --index indexes/fm-test              # then open http://127.0.0.1:8000/
   lookalike serve --index indexes/photos --port 9000 --max-upload-mb 20
-  lookalike serve --index indexes/photos --host 0.0.0.0  # reachable from other machines
+  lookalike serve --index indexes/photos --host 0.0.0.0  # opt-in: other machines can reach it
 
 API: POST /api/search (multipart image, k), GET /api/items?random=N, GET /api/items/{id},
 GET /api/items/{id}/image, GET /api/items/{id}/similar?k=, GET /api/health; docs at /docs.""",
@@ -133,7 +133,7 @@ def _run_queries(args: argparse.Namespace,
     labels: list[str | None] = []
     ids = list(args.id or [])
     if args.random:
-        ids += [int(i) for i in index.store.sample_ids(args.random, seed=args.seed)]
+        ids += [int(i) for i in index.sample_ids(args.random, seed=args.seed)]
     if ids:
         records = index.records(ids)
         results += index.more_like(ids, k)
@@ -143,14 +143,15 @@ def _run_queries(args: argparse.Namespace,
             if args.grid:
                 images.append(index.image(item_id))
     if args.queries:
-        results += index.search(list(args.queries), k)
+        decoded = [decode_image(query) for query in args.queries]  # once, for search and grid
+        results += index.search(decoded, k)
         known = set(index.store.labels())
         for query in args.queries:
             names.append(query)
             parent = Path(query).resolve().parent.name  # a query from a class folder
             labels.append(parent if parent in known else None)
-            if args.grid:
-                images.append(decode_image(query))
+        if args.grid:
+            images += decoded
     return names, results, images, labels
 
 
@@ -278,18 +279,19 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     search.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     search.set_defaults(func=cmd_search)
 
-    from lookalike.service.settings import ServiceSettings
+    from lookalike.service.settings import DEFAULT_HOST, DEFAULT_PORT, MB, ServiceSettings
 
     defaults = ServiceSettings()
     serve = command("serve", "Serve a search page and JSON API over an index.",
                     epilog=EXAMPLES["serve"])
     serve.add_argument("--index", required=True, help="the index folder")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--max-upload-mb", type=float,
-                       default=defaults.max_upload_bytes / 1024 / 1024,
-                       help="largest accepted upload in MB (default 10)")
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_bytes / MB,
+                       help=f"largest accepted upload in MB (default "
+                       f"{defaults.max_upload_bytes / MB:g})")
     serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
                        help=f"largest accepted image in pixels (default {defaults.max_pixels:,})")
     serve.add_argument("--device", default="cpu", help="cpu (default) or cuda")

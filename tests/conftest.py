@@ -13,6 +13,9 @@ from lookalike.models import EmbedderConfig, build_embedder, save_checkpoint
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TINY_EMBEDDER = EmbedderConfig(input_size=28, in_channels=3, embedding_dim=16,
                                backbone_options={"widths": [8, 16]})  # tiny: fast to embed
+# `lookalike train` options for one short epoch on tiny_folder
+TINY_TRAIN = ("--epochs", "1", "-P", "3", "-K", "4", "--batches-per-epoch", "3",
+              "--embedding-dim", "8", "--val-fraction", "0.25", "--threads", "1", "--quiet")
 
 
 def save_tiny_checkpoint(path: Path, seed: int) -> Path:
@@ -52,10 +55,27 @@ def write_class_folder(root: Path, classes: int = 3, per_class: int = 16, size: 
     return root
 
 
+def images_of(folder: Path) -> list[str]:
+    """The .png files under ``folder``, sorted, as strings."""
+    return sorted(str(p) for p in folder.rglob("*.png"))
+
+
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes x 16 RGB 28-px images (session-scoped: read-only for tests)."""
     return write_class_folder(tmp_path_factory.mktemp("tiny") / "images")
+
+
+def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run a command that must fail: exit status 1, one line on stderr, no traceback."""
+    from lookalike.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lookalike: error:"), err
+    return lines[0]
 
 
 @pytest.fixture

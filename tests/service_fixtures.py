@@ -1,6 +1,6 @@
 """Helpers shared by the service tests: a tiny index and in-memory image files.
 
-The embedder is an untrained 16-d SmallCNN: its embeddings carry no meaning, but a
+The embedder is conftest's untrained 16-d SmallCNN: its embeddings carry no meaning, but a
 collection image used as a query still finds itself at distance ~0, which is all the
 service tests need.
 """
@@ -12,21 +12,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from lookalike.models import EmbedderConfig, build_embedder, save_checkpoint
 from lookalike.search import Index
 
-from .conftest import write_class_folder
+from .conftest import save_tiny_checkpoint, write_class_folder
 
-CLASSES = 3
+CLASSES = 3  # the tiny checkpoint's class names: class_0 .. class_2
 PER_CLASS = 8
-CONFIG = EmbedderConfig(input_size=28, in_channels=3, embedding_dim=16)
 
 
 def build_tiny_index(root: Path) -> Index:
     """A flat index over a generated 3-class x 8-image folder under ``root``."""
-    model = build_embedder(CONFIG, pretrained=False, seed=0)
-    checkpoint = save_checkpoint(root / "checkpoint", model,
-                                 class_names=[f"class_{c}" for c in range(CLASSES)])
+    checkpoint = save_tiny_checkpoint(root / "checkpoint", seed=0)
     folder = write_class_folder(root / "images", classes=CLASSES, per_class=PER_CLASS)
     return Index.build(checkpoint, folder, root / "index", progress=False,
                        log=lambda *_: None)

@@ -9,8 +9,7 @@ import pytest
 
 from lookalike.cli import main
 
-TINY = ["--epochs", "1", "-P", "3", "-K", "4", "--batches-per-epoch", "3", "--embedding-dim", "8",
-        "--val-fraction", "0.25", "--threads", "1", "--quiet"]
+from .conftest import TINY_TRAIN, fails
 
 
 def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,7 +23,7 @@ def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
 def test_train_then_evaluate(tiny_folder: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    assert main(["train", "--data", str(tiny_folder), "--out", str(run), *TINY]) == 0
+    assert main(["train", "--data", str(tiny_folder), "--out", str(run), *TINY_TRAIN]) == 0
     assert (run / "best" / "model.json").is_file()
     metrics_file = tmp_path / "m.json"
     code = main(["evaluate", "--checkpoint", str(run / "best"), "--data", str(tiny_folder),
@@ -37,11 +36,9 @@ def test_train_then_evaluate(tiny_folder: Path, tmp_path: Path,
 
 def test_unknown_dataset_is_one_line_error(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"),
-                 *TINY])
-    assert code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("lookalike: error:") and "nowhere" in err[0]
+    error = fails(capsys, ["train", "--data", str(tmp_path / "nowhere"), "--out",
+                           str(tmp_path / "r"), *TINY_TRAIN])
+    assert "nowhere" in error
 
 
 def test_bad_checkpoint_is_one_line_error(tmp_path: Path, tiny_folder: Path,
@@ -57,7 +54,7 @@ def test_bad_checkpoint_is_one_line_error(tmp_path: Path, tiny_folder: Path,
 
 def test_verbose_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--verbose", "train", "--data", str(tmp_path / "nowhere"), "--out",
-                 str(tmp_path / "r"), *TINY])
+                 str(tmp_path / "r"), *TINY_TRAIN])
     assert code == 1
     assert "Traceback" in capsys.readouterr().err
 

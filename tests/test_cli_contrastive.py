@@ -9,14 +9,13 @@ import pytest
 
 from lookalike.cli import main
 
-TINY = ["--epochs", "1", "-P", "3", "-K", "4", "--batches-per-epoch", "3", "--embedding-dim", "8",
-        "--val-fraction", "0.25", "--threads", "1", "--quiet"]
+from .conftest import TINY_TRAIN, fails
 
 
 def test_contrastive_trains_one_epoch_and_writes_a_checkpoint(tiny_folder: Path,
                                                               tmp_path: Path) -> None:
     run = tmp_path / "run"
-    code = main(["train", "--data", str(tiny_folder), "--out", str(run), *TINY,
+    code = main(["train", "--data", str(tiny_folder), "--out", str(run), *TINY_TRAIN,
                  "--loss", "contrastive", "--pair-ratio", "1:3", "--contrastive-margin", "0.7"])
     assert code == 0
     assert (run / "best" / "model.safetensors").is_file()
@@ -40,9 +39,7 @@ def test_bad_contrastive_options_are_one_line_errors(
         extra: list[str], expected: str, tiny_folder: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    code = main(["train", "--data", str(tiny_folder), "--out", str(run), *TINY,
-                 "--loss", "contrastive", *extra])
-    assert code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("lookalike: error:") and expected in err[0]
+    error = fails(capsys, ["train", "--data", str(tiny_folder), "--out", str(run),
+                           *TINY_TRAIN, "--loss", "contrastive", *extra])
+    assert expected in error
     assert not (run / "last").exists()

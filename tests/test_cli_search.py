@@ -17,11 +17,7 @@ from lookalike.models import load_checkpoint
 from lookalike.search import Index
 from lookalike.search.vectors import stored_ids, stored_vectors
 
-from .conftest import write_class_folder
-
-
-def images_of(folder: Path) -> list[str]:
-    return sorted(str(p) for p in folder.rglob("*.png"))
+from .conftest import fails, images_of, write_class_folder
 
 
 def index_build(checkpoint: Path, out: Path, *source: str) -> int:
@@ -33,16 +29,6 @@ def search_json(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:
     capsys.readouterr()
     assert main(["search", *argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
-
-
-def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run a command that must fail: exit status 1, one line on stderr, no traceback."""
-    capsys.readouterr()
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lookalike: error:"), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from lookalike.search.vectors import (
 from lookalike.viz.grids import QUERY, RIGHT, WRONG
 from lookalike.viz.search import plot_search_grid
 
-from .conftest import write_class_folder
+from .conftest import images_of, write_class_folder
 
 QUIET: dict[str, Any] = {"progress": False, "log": lambda message: None}
 KINDS = ("flat", "hnsw", "ivf")
@@ -45,10 +45,6 @@ KINDS = ("flat", "hnsw", "ivf")
 
 def build(checkpoint: Path, data: Any, out: Path, **options: Any) -> Index:
     return Index.build(checkpoint, data, out, **QUIET, **options)
-
-
-def images_of(folder: Path) -> list[str]:
-    return sorted(str(p) for p in folder.rglob("*.png"))
 
 
 def ids_by_path(index: Index) -> dict[str | None, int]:
@@ -280,11 +276,10 @@ def test_more_like_leaves_the_item_itself_out(kind: str, built_kinds: dict[str, 
 # -- adding ----------------------------------------------------------------------------------
 
 
-def test_add_continues_ids_after_the_largest_ever_given(checkpoint: Path, tiny_folder: Path,
-                                                        new_images: Path,
+def test_add_continues_ids_after_the_largest_ever_given(labelled: Index, new_images: Path,
                                                         tmp_path: Path) -> None:
-    out = tmp_path / "index"
-    index = build(checkpoint, tiny_folder, out)
+    out = copy_index(labelled.path, tmp_path)
+    index = Index.open(out)
     index.remove([46, 47])  # the largest ids: they must not be given again
     ids = index.add(new_images, **QUIET)
     assert ids.tolist() == [48, 49, 50]
@@ -410,7 +405,7 @@ def test_vector_index_removal_keeps_ids_and_vectors_together(kind: str, metric: 
 
 
 def test_an_interrupted_build_resumes_and_matches_an_uninterrupted_one(
-        checkpoint: Path, tiny_folder: Path, tmp_path: Path,
+        labelled: Index, checkpoint: Path, tiny_folder: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build_module, "CHUNK_ITEMS", 10)  # 48 items: 5 chunks
     out = tmp_path / "index"
@@ -433,15 +428,17 @@ def test_an_interrupted_build_resumes_and_matches_an_uninterrupted_one(
     assert any("resuming" in m for m in messages)
     assert not partial.exists() and len(resumed) == 48
 
-    reference = build(checkpoint, tiny_folder, tmp_path / "reference")
-    assert sorted(by_id(resumed)) == sorted(by_id(reference)) == list(range(48))
-    for item_id, vector in by_id(reference).items():
-        np.testing.assert_allclose(by_id(resumed)[item_id], vector, atol=1e-6)
+    # labelled: the same checkpoint and images, built without interruption
+    resumed_vectors, reference = by_id(resumed), by_id(labelled)
+    assert sorted(resumed_vectors) == sorted(reference) == list(range(48))
+    for item_id, vector in reference.items():
+        np.testing.assert_allclose(resumed_vectors[item_id], vector, atol=1e-6)
     assert ({i: r.path for i, r in resumed.records(range(48)).items()}
-            == {i: r.path for i, r in reference.records(range(48)).items()})
+            == {i: r.path for i, r in labelled.records(range(48)).items()})
 
 
-def test_a_stale_partial_of_another_model_is_not_reused(checkpoint: Path, other_checkpoint: Path,
+def test_a_stale_partial_of_another_model_is_not_reused(labelled: Index, checkpoint: Path,
+                                                        other_checkpoint: Path,
                                                         tiny_folder: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build_module, "CHUNK_ITEMS", 10)
@@ -455,17 +452,15 @@ def test_a_stale_partial_of_another_model_is_not_reused(checkpoint: Path, other_
     assert counting.items == 48  # everything embedded again, by the right model
     _, info = load_checkpoint(checkpoint)
     assert index.fingerprint == info.fingerprint
-    monkeypatch.setattr(build_module, "embed", embed)
-    reference = build(checkpoint, tiny_folder, tmp_path / "reference")
-    for item_id, vector in by_id(reference).items():
-        np.testing.assert_allclose(by_id(index)[item_id], vector, atol=1e-6)
+    vectors = by_id(index)
+    for item_id, vector in by_id(labelled).items():  # the same model and images, in one go
+        np.testing.assert_allclose(vectors[item_id], vector, atol=1e-6)
 
 
-def test_building_onto_an_index_needs_overwrite(checkpoint: Path, tiny_folder: Path,
-                                                tmp_path: Path,
+def test_building_onto_an_index_needs_overwrite(labelled: Index, checkpoint: Path,
+                                                tiny_folder: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "index"
-    build(checkpoint, tiny_folder, out).close()
+    out = copy_index(labelled.path, tmp_path)
     before = folder_state(out)
     with pytest.raises(SearchIndexError, match="already exists"):
         build(checkpoint, images_of(tiny_folder)[:5], out)
@@ -693,7 +688,7 @@ def test_a_benchmark_layout_is_indexed_with_its_own_labels(checkpoint: Path,
     from .benchmark_layouts import write_cub
 
     cub = write_cub(tmp_path / "data")
-    index = Index.build(checkpoint, cub, tmp_path / "cub-index", split="test", **QUIET)
+    index = build(checkpoint, cub, tmp_path / "cub-index", split="test")
     labels = {r.label for r in index.records(list(range(len(index)))).values()}
     assert len(index) == 9 and len(labels) == 3  # the test half: 3 classes x 3 images
     assert all(label and label[:3].isdigit() for label in labels)  # e.g. 004.Some_bird

@@ -46,8 +46,8 @@ def open_benchmark(path: str | os.PathLike[str], split: str | None = None,
         check_files: fail now on an image file that the listing names but that is absent.
         max_pixels: the decode cap passed on to the collection.
     """
-    name = find_benchmark(path)
-    if name is None:
-        return None
-    _, load = BENCHMARKS[name]
-    return load(path, split, check_files=check_files, max_pixels=max_pixels)
+    for find, load in BENCHMARKS.values():
+        root = find(path)
+        if root is not None:
+            return load(root, split, check_files=check_files, max_pixels=max_pixels)
+    return None

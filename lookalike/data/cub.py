@@ -20,6 +20,7 @@ from lookalike.data.listing import (
     check_images_exist,
     choose_split,
     first_half_split,
+    listing_folder,
     read_listing,
 )
 from lookalike.data.records import FileCollection
@@ -69,22 +70,16 @@ def load_cub200(root: str | os.PathLike[str], split: str | None = None,
         A FileCollection with labels 0..199 in class-id order, class names like
         "001.Black_footed_Albatross", and ``splits`` "train"/"test".
     """
-    found = find_cub_root(root)
-    folder = found if found is not None else Path(root)
-    missing = [name for name in CUB_LISTINGS if not (folder / name).is_file()]
-    if missing:
-        raise DataError(f"{folder}: not a complete CUB-200-2011 folder (missing "
-                        f"{', '.join(missing)})")
+    folder = listing_folder(root, find_cub_root, CUB_LISTINGS, "CUB-200-2011")
     classes_path, labels_path = folder / "classes.txt", folder / "image_class_labels.txt"
     images_path = folder / "images.txt"
     classes = _by_id(classes_path, read_listing(classes_path, CLASS_COLUMNS), "class")
     image_labels = _by_id(labels_path, read_listing(labels_path, LABEL_COLUMNS), "image")
-    images = read_listing(images_path, IMAGE_COLUMNS)
-    _by_id(images_path, images, "image")
+    images = _by_id(images_path, read_listing(images_path, IMAGE_COLUMNS), "image")
     class_ids = sorted(classes)
     index = {class_id: i for i, class_id in enumerate(class_ids)}
     paths, labels, lines = [], [], []
-    for line, (image_id, relative) in images:
+    for image_id, (line, relative) in images.items():  # file order
         if image_id not in image_labels:
             raise DataError(f"{labels_path}: no class for image id {image_id} "
                             f"({images_path.name} line {line})")

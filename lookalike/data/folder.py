@@ -125,14 +125,11 @@ def has_loose_images(root: str | os.PathLike[str]) -> bool:
 
 def scan_images(root: str | os.PathLike[str],
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> FileCollection:
-    """Every image below ``root``, for indexing: labelled by class sub-folder when ``root``
-    holds only folders, unlabelled (one class named ``UNLABELLED``) when it holds image files
-    itself, as a folder of product photos does."""
+    """Every image below ``root``, unlabelled (one class named ``UNLABELLED``), for indexing
+    a folder of product photos; a folder of class sub-folders is ``scan_image_folder``'s."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    if not has_loose_images(root):
-        return scan_image_folder(root, max_pixels=max_pixels)
     images, _ = _images_under(root)
     return FileCollection(images, np.zeros(len(images), dtype=np.int64), [UNLABELLED],
                           max_pixels=max_pixels)

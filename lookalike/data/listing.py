@@ -19,6 +19,19 @@ Row = tuple[int, tuple]
 """(line number, values converted to the column types) of one listing line."""
 
 
+def listing_folder(root: str | os.PathLike[str],
+                   find: Callable[[str | os.PathLike[str]], Path | None],
+                   names: Sequence[str], what: str) -> Path:
+    """The benchmark folder at or in ``root`` (as ``find`` locates it), refusing one that
+    lacks any of the listing files ``names``: a half-extracted download is named up front."""
+    found = find(root)
+    folder = found if found is not None else Path(root)
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise DataError(f"{folder}: not a complete {what} folder (missing {', '.join(missing)})")
+    return folder
+
+
 def read_listing(path: Path, columns: dict[str, type], header: bool = False) -> list[Row]:
     """The rows of a whitespace-separated listing with exactly ``columns`` per line.
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.data.images import DEFAULT_MAX_PIXELS
-from lookalike.data.listing import check_images_exist, choose_split, read_listing
+from lookalike.data.listing import check_images_exist, choose_split, listing_folder, read_listing
 from lookalike.data.records import FileCollection
-from lookalike.errors import DataError
 
 SOP_FOLDER = "Stanford_Online_Products"
 SOP_LISTINGS = {"train": "Ebay_train.txt", "test": "Ebay_test.txt"}
@@ -55,12 +54,8 @@ def load_online_products(root: str | os.PathLike[str], split: str | None = None,
         A FileCollection with labels 0..C-1 in class-id order over both files, class names
         "<super-class folder>/<class id>" and ``splits`` "train"/"test".
     """
-    found = find_sop_root(root)
-    folder = found if found is not None else Path(root)
-    missing = [name for name in SOP_LISTINGS.values() if not (folder / name).is_file()]
-    if missing:
-        raise DataError(f"{folder}: not a complete Stanford Online Products folder (missing "
-                        f"{', '.join(missing)})")
+    folder = listing_folder(root, find_sop_root, list(SOP_LISTINGS.values()),
+                            "Stanford Online Products")
     rows = []  # (part, listing, line, class_id, super_class_id, path)
     for part, name in SOP_LISTINGS.items():
         listing = folder / name

@@ -45,10 +45,11 @@ def collection_digest(collection: ImageCollection) -> str:
     digest = hashlib.sha256()
     files = isinstance(collection, FileCollection)
     for i in range(len(collection)):
-        digest.update(collection.source(i).encode("utf-8", "surrogateescape") + b"\n")
+        source = collection.source(i)
+        digest.update(source.encode("utf-8", "surrogateescape") + b"\n")
         if files:
             try:
-                stat = os.stat(collection.source(i))
+                stat = os.stat(source)
                 digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
             except OSError:
                 digest.update(b"missing")
@@ -92,7 +93,6 @@ def cache_resized(collection: ImageCollection, size: int, channels: int,
         shape = (len(collection), size, size) + ((3,) if channels == 3 else ())
         loader = DataLoader(_ResizedPixels(collection, size, channels), batch_size=64,
                             num_workers=workers, collate_fn=_stack)
-        folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(pixels_path) as tmp:
             pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             start = 0

@@ -57,9 +57,6 @@ class SmallCNN(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    # The ImageNet preprocessing its weights were trained with: (pixel - 127) / 128 on 0-255.
-    NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
     """ImageNet-pretrained EfficientNet-Lite0 features (1280-d) from the local weights package.
 
     Lite0 has no squeeze-excitation and ReLU6 activations, so it is fast on CPU; its
@@ -72,6 +69,9 @@ class EfficientNetLite0(nn.Module):
             (nothing is ever downloaded); False gives a randomly initialised network, which
             is what a checkpoint is loaded into.
     """
+
+    # The ImageNet preprocessing its weights were trained with: (pixel - 127) / 128 on 0-255.
+    NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
@@ -87,7 +87,6 @@ class EfficientNetLite0(nn.Module):
         self.net = net.to(memory_format=torch.channels_last)  # ~1.6x faster on CPU
         self.in_channels: int | None = 3
         self.feature_dim = 1280
-        self.pretrained = pretrained
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> (B, 1280) average-pooled final features."""

@@ -57,10 +57,11 @@ class Embedder(nn.Module):
         # Not persistent: the config is the one source of truth for the normalisation.
         self.register_buffer("mean", torch.tensor(config.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, -1, 1, 1), persistent=False)
+        self._backbone_frozen = False
 
     @property
     def backbone_frozen(self) -> bool:
-        return bool(getattr(self, "_backbone_frozen", False))
+        return self._backbone_frozen
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Train only the head: no gradients for the backbone, and its batch-norm statistics

@@ -29,15 +29,11 @@ from lookalike.errors import SearchIndexError
 from lookalike.files import atomic_path, write_json
 from lookalike.models import Embedder, embed
 from lookalike.models.filepair import pair_paths
-from lookalike.search.store import MODEL_DIR, IndexStore, NewItem, utc_now
+from lookalike.search.store import MODEL_DIR, IndexStore, NewItem, partial_folder, utc_now
 from lookalike.search.vectors import IndexSpec, build_vector_index
 
 CHUNK_ITEMS = 4096
 """Items embedded between two saved chunks: the most work an interruption can lose."""
-
-
-def partial_folder(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
 
 
 def new_items(collection: ImageCollection, ids: np.ndarray) -> Iterator[NewItem]:

@@ -16,7 +16,7 @@ import io
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -67,6 +67,7 @@ class Hit:
     source: str
     label: str | None
     path: str | None
+    added_at: str = field(default="", compare=False, repr=False)  # for the service, not JSON
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "id": self.id, "distance": self.distance,
@@ -90,20 +91,23 @@ def open_data(data: DataSource, split: str | None = None, skip_bad: bool = False
         paths = [os.fspath(p) for p in data]
         if not paths:
             raise DataError("no images given")
-        collection: ImageCollection = FileCollection(
-            paths, np.zeros(len(paths), dtype=np.int64), [UNLABELLED], max_pixels=max_pixels)
-        if skip_bad:
-            collection, _ = collection.validate(skip_bad=True, progress=False)
-        return collection
+        return _unlabelled(FileCollection(paths, np.zeros(len(paths), dtype=np.int64),
+                                          [UNLABELLED], max_pixels=max_pixels), skip_bad)
     path = Path(os.fspath(data))
     if split is None and has_loose_images(path):  # a folder of unlabelled photos
-        collection = scan_images(path, max_pixels=max_pixels)
-        if skip_bad:
-            collection, _ = collection.validate(skip_bad=True)
-        if len(collection) == 0:
-            raise DataError(f"{path}: no usable images")
-        return collection
+        return _unlabelled(scan_images(path, max_pixels=max_pixels), skip_bad, folder=path)
     return open_collection(os.fspath(data), split, skip_bad=skip_bad, max_pixels=max_pixels)
+
+
+def _unlabelled(collection: FileCollection, skip_bad: bool,
+                folder: Path | None = None) -> FileCollection:
+    """Drop unreadable files when asked. A folder may hold many (so the check shows
+    progress) and must leave some; a list of files is what the user named."""
+    if skip_bad:
+        collection, _ = collection.validate(skip_bad=True, progress=folder is not None)
+    if folder is not None and len(collection) == 0:
+        raise DataError(f"{folder}: no usable images")
+    return collection
 
 
 class Index:
@@ -151,9 +155,9 @@ class Index:
         store = IndexStore.open(path)
         index = cls(store, store.read_vectors(), device=device, backbone=backbone)
         overrides = {k: v for k, v in (("ef_search", ef_search), ("nprobe", nprobe)) if v}
-        if overrides:
+        if overrides:  # the stored knobs were applied on construction
             index.spec = IndexSpec.from_dict({**index.spec.to_dict(), **overrides})
-        configure_search(index.vectors, index.spec)
+            configure_search(index.vectors, index.spec)
         return index
 
     def close(self) -> None:
@@ -227,6 +231,11 @@ class Index:
             raise SearchIndexError(f"item {item_id} ({record.source}) has no stored image")
         return decode_image(record.path, max_pixels=max_pixels)
 
+    def sample_ids(self, n: int, seed: int | None = None) -> np.ndarray:
+        """Up to ``n`` distinct random ids (seeded when ``seed`` is given), drawn from the
+        ids in memory rather than read from SQLite on every call."""
+        return np.random.default_rng(seed).permutation(self._sorted_ids)[:n]
+
     # -- searching -----------------------------------------------------------------------
 
     def embed(self, queries: Query | Sequence[Query],
@@ -242,7 +251,7 @@ class Index:
     def search(self, queries: Query | Sequence[Query], k: int = 10,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[list[Hit]]:
         """The k items nearest to each query image: one list of ``Hit`` per query."""
-        self._check_k(k)
+        self._check_k(k)  # before embedding: a bad k should not cost a model run
         return self.hits(self.search_vectors(self.embed(queries, max_pixels), k))
 
     def _use_vectors(self, vectors: faiss.IndexIDMap2) -> None:
@@ -253,6 +262,7 @@ class Index:
         configure_search(vectors, self.spec)
         self._inner = inner_index(vectors)
         self._ids = stored_ids(vectors)
+        self._sorted_ids = np.sort(self._ids)  # what sample_ids permutes, as SQLite orders them
 
     def search_vectors(self, vectors: Any, k: int = 10) -> Neighbors:
         """Raw k-NN for (Q, D) embeddings: ids and Euclidean distances, nearest first."""
@@ -290,7 +300,7 @@ class Index:
                 record = records.get(item_id)
                 if record is not None:
                     row.append(Hit(len(row) + 1, item_id, float(distance), record.source,
-                                   record.label, record.path))
+                                   record.label, record.path, record.added_at))
             results.append(row)
         return results
 
@@ -376,17 +386,18 @@ class Index:
         if threshold < 0:
             raise ConfigError(f"threshold must be >= 0, got {threshold}")
         n = len(self)
-        ids = stored_ids(self.vectors)
-        vectors = stored_vectors(self.vectors)
         k = min(n, neighbors + 1)
-        found = self.search_vectors(vectors, k)
-        position = {item_id: row for row, item_id in enumerate(ids.tolist())}
-        rows, cols = np.nonzero((found.distances <= threshold) & (found.ids >= 0))
-        cols = np.array([position[i] for i in found.ids[rows, cols].tolist()], dtype=np.int64)
+        self._check_k(k)
+        # Positions, not ids: the graph's nodes are the stored vectors, in storage order
+        scores, positions = self._inner.search(stored_vectors(self.vectors), k)
+        distances = scores_to_distances(scores, self.metric)
+        rows, cols = np.nonzero((distances <= threshold) & (positions >= 0))
+        cols = positions[rows, cols]
         linked = rows != cols
         graph = coo_matrix((np.ones(int(linked.sum())), (rows[linked], cols[linked])),
                            shape=(n, n))
         _, component = connected_components(graph, directed=False)
         sizes = np.bincount(component)
-        groups = [np.sort(ids[component == c]).tolist() for c in np.flatnonzero(sizes > 1)]
+        groups = [np.sort(self._ids[component == c]).tolist()
+                  for c in np.flatnonzero(sizes > 1)]
         return sorted(groups, key=lambda g: (-len(g), g[0]))

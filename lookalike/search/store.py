@@ -86,6 +86,11 @@ def vectors_file(folder: Path, generation: int) -> Path:
     return folder / f"vectors-{generation}.faiss"
 
 
+def partial_folder(folder: Path) -> Path:
+    """Where a build of ``folder`` is written until it is whole."""
+    return folder.with_name(folder.name + ".partial")
+
+
 class IndexStore:
     """Reads and changes one index folder; safe to share between threads."""
 
@@ -124,7 +129,7 @@ class IndexStore:
         """Open an existing index folder, or raise a one-line ``SearchIndexError``."""
         folder = Path(folder)
         if not folder.is_dir():
-            partial = folder.with_name(folder.name + ".partial")
+            partial = partial_folder(folder)
             hint = (f" (an unfinished build is in {partial}: run `lookalike index build` "
                     "again to resume it)") if partial.exists() else ""
             raise SearchIndexError(f"{folder}: no such index folder{hint}")
@@ -212,12 +217,6 @@ class IndexStore:
         with self._lock:
             rows = self._db.execute("SELECT id FROM items ORDER BY id").fetchall()
         return np.array([row[0] for row in rows], dtype=np.int64)
-
-    def sample_ids(self, n: int, seed: int | None = None) -> np.ndarray:
-        """Up to ``n`` distinct random ids (seeded when ``seed`` is given)."""
-        ids = self.all_ids()
-        generator = np.random.default_rng(seed)
-        return generator.permutation(ids)[:n]
 
     def image_bytes(self, item_id: int) -> bytes | None:
         """The stored PNG of an in-memory item (None for file items and unknown ids)."""

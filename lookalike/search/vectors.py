@@ -18,7 +18,7 @@ un-normalised ones are searched by L2 and reported as ``sqrt`` of FAISS's square
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import faiss
@@ -95,9 +95,8 @@ def _faiss_metric(metric: str) -> int:
     return faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
 
 
-def _empty_inner(spec: IndexSpec, dim: int, metric: str, n: int) -> faiss.Index:
+def _empty_inner(spec: IndexSpec, dim: int, faiss_metric: int, n: int) -> faiss.Index:
     """An untrained, empty index of the spec's (resolved) kind."""
-    faiss_metric = _faiss_metric(metric)
     if spec.kind == "flat":
         return faiss.IndexFlat(dim, faiss_metric)
     if spec.kind == "hnsw":
@@ -123,7 +122,7 @@ def build_vector_index(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec,
                        metric: str) -> faiss.IndexIDMap2:
     """A FAISS index over ``vectors`` (N, D) float32 whose search answers ``ids`` (N,)."""
     spec = spec.resolved(len(vectors))
-    inner = _empty_inner(spec, vectors.shape[1], metric, len(vectors))
+    inner = _empty_inner(spec, vectors.shape[1], _faiss_metric(metric), len(vectors))
     if not inner.is_trained:
         if len(vectors) == 0:
             raise DataError("an IVF index needs vectors to train its cells")
@@ -135,6 +134,11 @@ def build_vector_index(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec,
             rows = np.random.default_rng(0).choice(len(vectors), limit, replace=False)
             train = vectors[np.sort(rows)]
         inner.train(train)
+    return _with_ids(inner, vectors, ids)
+
+
+def _with_ids(inner: faiss.Index, vectors: np.ndarray, ids: np.ndarray) -> faiss.IndexIDMap2:
+    """``inner`` (trained, empty) under an id map that owns it, holding ``vectors`` as ``ids``."""
     index = faiss.IndexIDMap2(inner)
     index.own_fields = True
     inner.this.disown()
@@ -200,18 +204,13 @@ def remove_vectors(index: faiss.IndexIDMap2, ids: np.ndarray,
     keep_ids = stored_ids(index)
     keep = ~np.isin(keep_ids, remove)
     vectors = stored_vectors(index)[keep]
-    metric = "ip" if index.metric_type == faiss.METRIC_INNER_PRODUCT else "l2"
     if kind == "hnsw":
-        hnsw = IndexSpec(**{**spec.to_dict(), "kind": "hnsw"})
-        return build_vector_index(vectors, keep_ids[keep], hnsw, metric)
-    inner = faiss.clone_index(inner_index(index))
-    inner.reset()  # keeps the trained cells
-    rebuilt = faiss.IndexIDMap2(inner)
-    rebuilt.own_fields = True
-    inner.this.disown()
-    if len(vectors):
-        rebuilt.add_with_ids(vectors, keep_ids[keep])
-    return rebuilt
+        inner = _empty_inner(replace(spec, kind="hnsw"), index.d, index.metric_type,
+                             len(vectors))
+    else:
+        inner = faiss.clone_index(inner_index(index))
+        inner.reset()  # keeps the trained cells
+    return _with_ids(inner, vectors, keep_ids[keep])
 
 
 def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:

@@ -17,6 +17,7 @@ FAISS searches concurrently.
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path as FilePath
 from typing import Annotated
@@ -28,15 +29,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike import __version__
-from lookalike.errors import (
-    BadImageError,
-    ConfigError,
-    ImageTooLargeError,
-    LookalikeError,
-    SearchIndexError,
-)
+from lookalike.data import decode_image
+from lookalike.errors import BadImageError, ImageTooLargeError, LookalikeError
 from lookalike.search import Hit, Index, ItemRecord
-from lookalike.service.limits import BodySizeLimit
+from lookalike.service.limits import BodySizeLimit, too_large_message
 from lookalike.service.schemas import Health, Item, ItemList, Problem, Result, SearchResponse
 from lookalike.service.settings import ServiceSettings
 from lookalike.service.thumbnails import ThumbnailCache
@@ -46,13 +42,15 @@ ItemId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the item's id")]
 ERRORS = {status: {"model": Problem} for status in (400, 404, 413, 415, 422)}
 
 
-def _item(record: ItemRecord) -> Item:
+def _item(record: ItemRecord | Hit) -> Item:
     return Item(id=record.id, source=record.source, label=record.label,
                 added_at=record.added_at, image_url=f"/api/items/{record.id}/image")
 
 
-def _result(hit: Hit, record: ItemRecord) -> Result:
-    return Result(**_item(record).model_dump(), rank=hit.rank, distance=hit.distance)
+def _results(hits: list[Hit]) -> list[Result]:
+    """Hits carry their items' metadata: no second look-up."""
+    return [Result(**_item(hit).model_dump(), rank=hit.rank, distance=hit.distance)
+            for hit in hits]
 
 
 def _problem(status: int, detail: str) -> JSONResponse:
@@ -68,8 +66,6 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
     app = FastAPI(title="lookalike", version=__version__,
                   description=f"Visual similarity search over {len(index)} items.")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
-    app.state.index = index
-    app.state.settings = settings
 
     @app.exception_handler(ImageTooLargeError)
     async def too_large(_: Request, exc: ImageTooLargeError) -> JSONResponse:
@@ -92,10 +88,6 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _problem(exc.status_code, str(exc.detail))
-
-    def records_of(hits: list[Hit]) -> list[Result]:
-        records = index.records([hit.id for hit in hits])
-        return [_result(hit, records[hit.id]) for hit in hits if hit.id in records]
 
     def check_k(k: int | None, room: int) -> int:
         """The k asked for (default if none), within limits, at most ``room`` (the items
@@ -123,18 +115,14 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
                                 f"(content type {image.content_type})")
         data = image.file.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
-            raise HTTPException(413, f"upload too large: the limit is "
-                                f"{settings.max_upload_bytes / 1024 / 1024:g} MB")
+            raise HTTPException(413, too_large_message(settings.max_upload_bytes))
         if not data:
             raise HTTPException(400, f"{image.filename or 'the upload'}: empty file")
         started = time.perf_counter()
         name = image.filename or "upload"
-        try:
-            vectors = index.embed([data], max_pixels=settings.max_pixels)
-        except BadImageError as exc:
-            raise type(exc)(str(exc).replace("query 1", name, 1)) from None
-        hits = index.hits(index.search_vectors(vectors, k))[0]
-        return SearchResponse(query=name, k=k, results=records_of(hits),
+        query = decode_image(io.BytesIO(data), max_pixels=settings.max_pixels, name=name)
+        hits = index.search([query], k)[0]  # embedded under the model lock, searched freely
+        return SearchResponse(query=name, k=k, results=_results(hits),
                               seconds=time.perf_counter() - started)
 
     @app.get("/api/items", response_model=ItemList, tags=["items"])
@@ -142,7 +130,7 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
               seed: Annotated[int | None, Query(ge=0, description="repeatable choice")] = None
               ) -> ItemList:
         """Random items to start browsing from."""
-        chosen = index.store.sample_ids(min(random, settings.max_random), seed=seed)
+        chosen = index.sample_ids(min(random, settings.max_random), seed=seed)
         records = index.records(chosen.tolist())
         return ItemList(items=[_item(records[i]) for i in chosen.tolist() if i in records])
 
@@ -177,11 +165,8 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
         record_or_404(item_id)
         k = check_k(k, len(index) - 1)
         started = time.perf_counter()
-        try:
-            hits = index.more_like([item_id], k)[0]
-        except (SearchIndexError, ConfigError) as exc:
-            raise HTTPException(400, str(exc)) from None
-        return SearchResponse(query=f"item {item_id}", k=k, results=records_of(hits),
+        hits = index.more_like([item_id], k)[0]  # errors: the LookalikeError handler's 400
+        return SearchResponse(query=f"item {item_id}", k=k, results=_results(hits),
                               seconds=time.perf_counter() - started)
 
     @app.get("/", include_in_schema=False)

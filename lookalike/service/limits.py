@@ -14,8 +14,15 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lookalike.service.settings import MB
+
 MULTIPART_OVERHEAD = 16 * 1024
 """Room for the multipart boundaries and form fields around the image itself."""
+
+
+def too_large_message(max_bytes: int) -> str:
+    """The one 413 message, from the middleware and from the endpoint's own check."""
+    return f"upload too large: the limit is {max_bytes / MB:g} MB"
 
 
 class TooLarge(HTTPException):
@@ -40,7 +47,7 @@ class BodySizeLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.cap:
-            await _reject(send, self._reason())
+            await _reject(send, too_large_message(self.max_bytes))
             return
         received = 0
         started = False
@@ -51,7 +58,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.cap:
-                    raise TooLarge(self._reason())
+                    raise TooLarge(too_large_message(self.max_bytes))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -63,10 +70,7 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except TooLarge:
             if not started:
-                await _reject(send, self._reason())
-
-    def _reason(self) -> str:
-        return f"upload too large: the limit is {self.max_bytes / 1024 / 1024:g} MB"
+                await _reject(send, too_large_message(self.max_bytes))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -8,10 +8,7 @@ from collections.abc import Callable
 
 from lookalike.search import Index
 from lookalike.service.app import create_app
-from lookalike.service.settings import ServiceSettings
-
-DEFAULT_HOST = "127.0.0.1"
-"""Only this machine can connect unless the user says otherwise."""
+from lookalike.service.settings import DEFAULT_HOST, DEFAULT_PORT, ServiceSettings
 
 
 def is_loopback(host: str) -> bool:
@@ -23,7 +20,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(index_path: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: int = 8000,
+def serve(index_path: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           settings: ServiceSettings | None = None, device: str = "cpu",
           log: Callable[[str], None] = print) -> None:
     """Open the index, build the app and serve it until interrupted."""

@@ -8,6 +8,9 @@ from lookalike.data import DEFAULT_MAX_PIXELS
 from lookalike.errors import ConfigError
 
 MB = 1024 * 1024
+DEFAULT_HOST = "127.0.0.1"
+"""Only this machine can connect unless the user says otherwise."""
+DEFAULT_PORT = 8000
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ class ThumbnailCache:
 
 
 def encode_thumbnail(image: Image.Image, size: int) -> tuple[bytes, str]:
-    """Shrink (never enlarge) to ``size`` on the longest side and encode."""
-    image = image.copy()
+    """Shrink (never enlarge) to ``size`` on the longest side and encode. The image is
+    shrunk in place: ``Index.image`` gives a fresh one per call, so no copy is needed."""
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     if image.mode == "L" or max(image.size) <= 64:

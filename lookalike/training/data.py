@@ -27,8 +27,6 @@ class TrainingData:
     val: ImageDataset
     class_names: list[str]
     channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
 
 
 def channel_statistics(dataset: ImageDataset, limit: int = 5000) -> tuple[tuple, tuple]:
@@ -85,5 +83,4 @@ def prepare_training_data(config: TrainConfig) -> TrainingData:
     train = ImageDataset(collection.subset(train_idx), size=config.input_size)
     val = ImageDataset(held_out.subset(val_idx), size=config.input_size, channels=train.channels)
     check_trainable(train.collection)
-    mean, std = channel_statistics(train)
-    return TrainingData(train, val, list(collection.class_names), train.channels, mean, std)
+    return TrainingData(train, val, list(collection.class_names), train.channels)

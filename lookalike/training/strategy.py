@@ -168,17 +168,12 @@ def build_strategy(config: TrainConfig, dataset: ImageDataset,
     """The loss and sampler named by ``config.loss`` and ``config.mining``."""
     labels = dataset.collection.labels
     batches_per_epoch = config.batches_per_epoch or max(1, len(labels) // config.batch_size)
-    if config.loss == "contrastive":  # pairs inside P x K batches; --mining does not apply
-        pk = PKSampler(labels, config.classes_per_batch, config.items_per_class,
-                       seed=config.seed, batches_per_epoch=batches_per_epoch)
-        return Strategy(loss=contrastive_loss(config), sampler=pk,
-                        batches_per_epoch=min(batches_per_epoch, len(pk)))
-    if config.mining in POOLED_STRATEGIES:
-        strategy = PooledStrategy(loss=triplet_loss(config, config.warmup_selection),
-                                  sampler=None, batches_per_epoch=batches_per_epoch,
-                                  config=config, dataset=dataset, run_dir=run_dir)
-        return strategy
-    if config.mining == "offline":
+    contrastive = config.loss == "contrastive"  # pairs inside P x K batches; no --mining
+    if config.mining in POOLED_STRATEGIES and not contrastive:
+        return PooledStrategy(loss=triplet_loss(config, config.warmup_selection),
+                              sampler=None, batches_per_epoch=batches_per_epoch,
+                              config=config, dataset=dataset, run_dir=run_dir)
+    if config.mining == "offline" and not contrastive:
         triplets = random_triplets(labels, per_anchor=1, seed=config.seed)
         sampler: Any = OfflineTripletSampler(
             triplets, triplets_per_batch=max(1, config.batch_size // 3), seed=config.seed
@@ -186,5 +181,6 @@ def build_strategy(config: TrainConfig, dataset: ImageDataset,
     else:
         sampler = PKSampler(labels, config.classes_per_batch, config.items_per_class,
                             seed=config.seed, batches_per_epoch=batches_per_epoch)
-    return Strategy(loss=triplet_loss(config, config.mining), sampler=sampler,
+    loss = contrastive_loss(config) if contrastive else triplet_loss(config, config.mining)
+    return Strategy(loss=loss, sampler=sampler,
                     batches_per_epoch=min(batches_per_epoch, len(sampler)))

@@ -30,7 +30,7 @@ from lookalike.models.checkpoint import (
     save_training_state,
 )
 from lookalike.training.config import TrainConfig
-from lookalike.training.data import TrainingData, prepare_training_data
+from lookalike.training.data import TrainingData, channel_statistics, prepare_training_data
 from lookalike.training.loop import EpochProgress, train_epoch
 from lookalike.training.optim import build_optimizer, build_scheduler
 from lookalike.training.run import RunDirectory
@@ -65,9 +65,10 @@ def select_device(name: str) -> torch.device:
 
 def embedder_config(config: TrainConfig, data: TrainingData) -> EmbedderConfig:
     """The architecture to train: a pretrained backbone keeps the input normalisation its
-    weights were trained with; one trained from scratch uses the data's own statistics."""
+    weights were trained with; one trained from scratch uses the data's own statistics
+    (measured here, after ``--cache-images``, so the images are decoded once)."""
     normalization = pretrained_normalization(config.backbone) if config.pretrained else None
-    mean, std = normalization or (data.mean, data.std)
+    mean, std = normalization or channel_statistics(data.train)
     return EmbedderConfig(
         backbone=config.backbone,
         embedding_dim=config.embedding_dim,
@@ -223,9 +224,11 @@ def train(
         run.log_epoch(record)
         records.append(record)
         score = validation["val_map_at_r"]
-        if score > best or (math.isnan(score) and best < 0):
-            # nan: no validation class has two items to retrieve; best then means latest
-            best = score if not math.isnan(score) else best
+        if math.isnan(score):  # no validation class has two items to retrieve: best = latest
+            is_best = best < 0
+        else:
+            is_best, best = score > best, max(best, score)
+        if is_best:
             save_checkpoint(run.best, model, embedder_config(config, data),
                             class_names=data.class_names, training_config=config.to_dict())
         save(epoch + 1, EpochProgress())

@@ -9,6 +9,23 @@ import torch
 
 BatchFactory = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
+# (class sizes, dim, quantise): P x K, uneven classes with singletons, exact ties.
+BATCHES = {
+    "pk": ([4] * 8, 6, False),
+    "uneven+singletons": ([1, 5, 2, 1, 9, 3, 1, 6], 5, False),
+    "ties": ([6] * 8, 3, True),
+}
+
+
+def compare(ours, pml, emb, labels, value_and_grad, rtol=1e-9, atol=1e-12):
+    """Assert our loss and PML's agree in value (rtol, atol) and gradient (100x looser);
+    return our (value, gradient)."""
+    v_ours, g_ours = value_and_grad(ours, emb, labels)
+    v_pml, g_pml = value_and_grad(pml, emb, labels)
+    torch.testing.assert_close(v_ours, v_pml, rtol=rtol, atol=atol)
+    torch.testing.assert_close(g_ours, g_pml, rtol=rtol * 100, atol=atol * 100)
+    return v_ours, g_ours
+
 
 @pytest.fixture
 def make_batch() -> BatchFactory:

@@ -14,12 +14,8 @@ from lookalike.losses import ContrastiveLoss
 from lookalike.mining import select_pairs
 from lookalike.types import LossOutput
 
-# (class sizes, dim, quantise): P x K, uneven classes with singletons, exact ties.
-BATCHES = {
-    "pk": ([4] * 8, 6, False),
-    "uneven+singletons": ([1, 5, 2, 1, 9, 3, 1, 6], 5, False),
-    "ties": ([6] * 8, 3, True),
-}
+from .conftest import BATCHES, compare
+
 # (pos_margin, neg_margin); distances of the random batches lie around 2-5.
 MARGINS = [(0.0, 0.5), (0.0, 3.0), (0.5, 3.5), (2.0, 6.0)]
 SEED = 17
@@ -55,14 +51,6 @@ def ours(pos_margin: float, neg_margin: float, **kwargs) -> ContrastiveLoss:
                            generator=torch.Generator().manual_seed(SEED), **kwargs)
 
 
-def _compare(mine, pml, emb, labels, value_and_grad, rtol=1e-9, atol=1e-12):
-    v_ours, g_ours = value_and_grad(mine, emb, labels)
-    v_pml, g_pml = value_and_grad(pml, emb, labels)
-    torch.testing.assert_close(v_ours, v_pml, rtol=rtol, atol=atol)
-    torch.testing.assert_close(g_ours, g_pml, rtol=rtol * 100, atol=atol * 100)
-    return v_ours, g_ours
-
-
 @pytest.mark.parametrize("hard", [False, True], ids=["random", "hard"])
 @pytest.mark.parametrize("batch", list(BATCHES))
 @pytest.mark.parametrize("margins", MARGINS, ids=str)
@@ -70,8 +58,8 @@ def test_matches_pml(margins, batch, hard, make_batch, pml_contrastive, value_an
     sizes, dim, quantise = BATCHES[batch]
     emb, labels = make_batch(sizes, dim=dim, seed=len(sizes) + dim, quantise=quantise)
     mine = ours(*margins, hard_negatives=hard)
-    value, grad = _compare(mine, pml_contrastive(*margins, hard=hard), emb, labels,
-                           value_and_grad)
+    value, grad = compare(mine, pml_contrastive(*margins, hard=hard), emb, labels,
+                          value_and_grad)
     assert value.item() > 0 and grad.abs().sum() > 0
 
 
@@ -79,7 +67,7 @@ def test_matches_pml(margins, batch, hard, make_batch, pml_contrastive, value_an
 def test_matches_pml_other_ratios(ratio, make_batch, pml_contrastive, value_and_grad):
     emb, labels = make_batch([4] * 8, dim=6, seed=2)
     mine = ours(0.0, 3.0, ratio=ratio)
-    _compare(mine, pml_contrastive(0.0, 3.0, ratio=ratio), emb, labels, value_and_grad)
+    compare(mine, pml_contrastive(0.0, 3.0, ratio=ratio), emb, labels, value_and_grad)
 
 
 def test_float32_normalised_close_to_pml_default_distance(make_batch, pml_contrastive,
@@ -94,7 +82,7 @@ def test_float32_normalised_close_to_pml_default_distance(make_batch, pml_contra
 
     pml = pml_contrastive(0.0, 1.0, normalize=True)
     # (select_pairs uses unnormalised distances only for hard negatives; random: same pairs)
-    _compare(ours_on_unit, pml, emb, labels, value_and_grad, rtol=1e-5, atol=1e-6)
+    compare(ours_on_unit, pml, emb, labels, value_and_grad, rtol=1e-5, atol=1e-6)
 
 
 def test_identical_embeddings_have_finite_gradients(pml_contrastive, value_and_grad):
@@ -102,9 +90,9 @@ def test_identical_embeddings_have_finite_gradients(pml_contrastive, value_and_g
     emb[4:] = 1.0
     labels = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])  # positives at 0 and at sqrt(3)
     for hard in (False, True):
-        v_ours, g_ours = _compare(ours(0.0, 0.5, hard_negatives=hard),
-                                  pml_contrastive(0.0, 0.5, hard=hard), emb, labels,
-                                  value_and_grad)
+        v_ours, g_ours = compare(ours(0.0, 0.5, hard_negatives=hard),
+                                 pml_contrastive(0.0, 0.5, hard=hard), emb, labels,
+                                 value_and_grad)
         assert torch.isfinite(g_ours).all() and torch.isfinite(v_ours)
     leaf = torch.zeros(6, 4, requires_grad=True)
     out = ContrastiveLoss(neg_margin=0.5)(leaf, torch.tensor([0, 0, 1, 1, 2, 2]))
@@ -128,7 +116,7 @@ def test_no_positive_pairs_gives_zero_with_graph(squared, pml_contrastive):
 
 def test_one_class_matches_pml(make_batch, pml_contrastive, value_and_grad):
     emb, labels = make_batch([7], dim=4, seed=5)
-    value, _ = _compare(ours(0.5, 1.0), pml_contrastive(0.5, 1.0), emb, labels, value_and_grad)
+    value, _ = compare(ours(0.5, 1.0), pml_contrastive(0.5, 1.0), emb, labels, value_and_grad)
     out = ours(0.5, 1.0)(emb, labels)
     assert value.item() > 0 and out.stats.num_triplets == 21
     assert math.isnan(out.stats.mean_negative_distance)

@@ -18,6 +18,8 @@ from lookalike.training.config import TrainConfig
 from lookalike.training.strategy import build_strategy
 from lookalike.training.trainer import train
 
+from .conftest import tiny_config
+
 
 def fake_dataset(classes: int = 5, per_class: int = 10) -> SimpleNamespace:
     """What build_strategy reads of a dataset: its labels."""
@@ -54,9 +56,7 @@ def test_contrastive_with_pooled_mining_is_refused(mining: str) -> None:
 
 def test_contrastive_training_is_reproducible(tiny_folder: Path, tmp_path: Path) -> None:
     # Random negatives come from torch's global generator, which train() seeds.
-    config = TrainConfig(data=str(tiny_folder), loss="contrastive", epochs=1,
-                         classes_per_batch=3, items_per_class=4, batches_per_epoch=3,
-                         val_fraction=0.25, embedding_dim=8, threads=1)
+    config = tiny_config(tiny_folder, loss="contrastive", epochs=1, batches_per_epoch=3)
     quiet = {"show_progress": False, "log": lambda _: None}
     first = train(config, tmp_path / "a", **quiet)
     second = train(replace(config), tmp_path / "b", **quiet)

@@ -14,11 +14,7 @@ from lookalike.errors import ConfigError, TrainingError
 from lookalike.training.config import TrainConfig
 from lookalike.training.trainer import TrainingInterrupted, train
 
-
-def tiny_config(data: Path, **changes: object) -> TrainConfig:
-    base = TrainConfig(data=str(data), epochs=2, classes_per_batch=3, items_per_class=4,
-                       batches_per_epoch=4, val_fraction=0.25, embedding_dim=8, threads=1)
-    return replace(base, **changes)
+from .conftest import tiny_config
 
 
 def weights(run: Path, which: str = "last") -> dict[str, torch.Tensor]:

@@ -24,7 +24,11 @@ async function callApi(url, options) {
   return body;
 }
 
+let uploadUrl = null;  // the upload's preview, revoked when another query replaces it
+
 function showQuery(src, caption) {
+  if (uploadUrl !== null && uploadUrl !== src) URL.revokeObjectURL(uploadUrl);
+  uploadUrl = src.startsWith("blob:") ? src : null;
   preview.src = src;
   preview.hidden = false;
   $("drop-text").hidden = true;
@@ -52,36 +56,43 @@ function showItems(items, heading) {
 
 const k = () => $("k-select").value;
 
-async function searchFile(file) {
-  if (!file) return;
-  showQuery(URL.createObjectURL(file), file.name);
-  setStatus(`searching for images like ${file.name}...`);
-  const form = new FormData();
-  form.append("image", file);
-  form.append("k", k());
+// One search (by upload or by item): show its results and timing, or the server's reason.
+async function runSearch(url, options, { searching, target, onError = () => {} }) {
+  setStatus(`searching for ${searching}...`);
   try {
-    const answer = await callApi("/api/search", { method: "POST", body: form });
-    showItems(answer.results, `${answer.results.length} most similar to ${file.name}`);
+    const answer = await callApi(url, options);
+    showItems(answer.results, `${answer.results.length} most similar to ${target}`);
     setStatus(`searched in ${(answer.seconds * 1000).toFixed(0)} ms`);
   } catch (error) {
-    results.replaceChildren();
-    title.hidden = true;
-    preview.hidden = true;  // the browser may not be able to show what the server refused
-    $("drop-text").hidden = false;
+    onError();
     setStatus(error.message, true);
   }
 }
 
+async function searchFile(file) {
+  if (!file) return;
+  showQuery(URL.createObjectURL(file), file.name);
+  const form = new FormData();
+  form.append("image", file);
+  form.append("k", k());
+  await runSearch("/api/search", { method: "POST", body: form }, {
+    searching: `images like ${file.name}`,
+    target: file.name,
+    onError: () => {
+      results.replaceChildren();
+      title.hidden = true;
+      preview.hidden = true;  // the browser may not be able to show what the server refused
+      $("drop-text").hidden = false;
+    },
+  });
+}
+
 async function moreLike(item) {
   showQuery(item.image_url, `item #${item.id}${item.label ? ` (${item.label})` : ""}`);
-  setStatus(`searching for items like #${item.id}...`);
-  try {
-    const answer = await callApi(`/api/items/${item.id}/similar?k=${k()}`);
-    showItems(answer.results, `${answer.results.length} most similar to item #${item.id}`);
-    setStatus(`searched in ${(answer.seconds * 1000).toFixed(0)} ms`);
-  } catch (error) {
-    setStatus(error.message, true);
-  }
+  await runSearch(`/api/items/${item.id}/similar?k=${k()}`, undefined, {
+    searching: `items like #${item.id}`,
+    target: `item #${item.id}`,
+  });
 }
 
 async function browseRandom() {

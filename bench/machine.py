@@ -1,0 +1,60 @@
+"""The machine and the run a benchmark's JSON records (shared by bench scripts)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+def cpu_name() -> str:
+    """The CPU's model name from Linux's /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def versions(packages: Iterable[str]) -> dict[str, str]:
+    """The installed version of each distribution, by name; missing ones are left out."""
+    found = {}
+    for package in packages:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def machine(packages: Mapping[str, str]) -> dict[str, Any]:
+    """CPU, core count, platform and Python, then ``packages`` (name -> version)."""
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), **packages}
+
+
+class RunInfo:
+    """When a run started and the load average then; ``info()`` for its JSON at the end."""
+
+    def __init__(self) -> None:
+        self.started = datetime.now(timezone.utc)
+        self.load_before = os.getloadavg()[0]
+
+    def seconds(self) -> float:
+        """Wall-clock seconds since the start."""
+        return (datetime.now(timezone.utc) - self.started).total_seconds()
+
+    def info(self, total_s: float | None = None) -> dict[str, Any]:
+        """The start date, ``total_s`` when given, and the load average before and now."""
+        out: dict[str, Any] = {"date": self.started.isoformat(timespec="seconds")}
+        if total_s is not None:
+            out["total_s"] = total_s
+        out["load_average_before"] = self.load_before
+        out["load_average_after"] = os.getloadavg()[0]
+        return out
