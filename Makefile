@@ -26,8 +26,10 @@ demo: setup
 	@scripts/ensure-fashion-mnist.sh --required
 	$(BIN)/lookalike demo
 
+# ruff's rules and mypy's settings (and the files mypy checks) are in pyproject.toml
 lint: setup
 	$(BIN)/ruff check lookalike tests bench
+	$(BIN)/mypy
 
 # LOOKALIKE_REQUIRE_BROWSER: the browser test fails instead of skipping without chromium
 test: setup data lint

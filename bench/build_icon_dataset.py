@@ -308,7 +308,7 @@ def to_canvas(img: Image.Image, size: int) -> Image.Image:
 def render(cand: Candidate, size: int) -> tuple[Image.Image | None, str]:
     try:
         img = load_rgba(cand, size)
-    except Exception:  # noqa: BLE001 - any parser/renderer failure is just counted
+    except Exception:  # any parser/renderer failure is just counted
         return None, "render_failed"
     if max(img.size) > 1.5 * min(img.size):
         return None, "not_square"

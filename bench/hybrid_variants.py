@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,8 @@ from lookalike.files import write_json
 from lookalike.training.config import TrainConfig
 from lookalike.training.trainer import train
 
-PROXY = TrainConfig(train_limit=15_000, val_split="test", val_limit=3_000, epochs=4, seed=0)
+PROXY = TrainConfig.from_options(train_limit=15_000, val_split="test", val_limit=3_000,
+                                 epochs=4, seed=0)
 HYBRID = {"mining": "hybrid", "warmup_epochs": 1, "refresh_every": 1, "inject_negatives": True,
           "hard_positives": 5, "hard_negatives": 5, "skip_hardest": 0}
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or VARIANTS:
         out = Path(args.work) / name.replace(" ", "_").replace(":", "").replace("/", "-")
         shutil.rmtree(out, ignore_errors=True)
-        config = replace(PROXY, threads=args.threads, **VARIANTS[name]).validate()
+        config = PROXY.with_options(threads=args.threads, **VARIANTS[name]).validate()
         records = train(config, out, show_progress=False, log=lambda line: None).records
         last = records[-1]
         rows.append({"variant": name, "config": VARIANTS[name], "records": records})

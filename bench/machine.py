@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from collections.abc import Iterable, Mapping
@@ -26,10 +27,8 @@ def versions(packages: Iterable[str]) -> dict[str, str]:
     """The installed version of each distribution, by name; missing ones are left out."""
     found = {}
     for package in packages:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 

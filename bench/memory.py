@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
 from pathlib import Path
 
@@ -24,7 +25,5 @@ def peak_rss_mb() -> float:
 
 def reset_peak_rss() -> None:
     """Start VmHWM again from the current RSS, so the next peak is of what follows."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass

@@ -3,7 +3,8 @@
 Inputs: Fashion-MNIST train images as "embeddings" (raw 784 pixels through a fixed seeded
 random projection to d = 64, L2-normalised) for N = 10k, 30k, 60k, or your own with
 ``--embeddings E.npy --labels L.npy``; and 250k synthetic items (Gaussian clusters, 10
-classes). Pools: k_pos = k_neg = 10, euclidean. Each case runs in a fresh subprocess that
+classes). Pools: 10 hard positives and 10 hard negatives, euclidean. Each case runs in a
+fresh subprocess that
 only loads its (N, 64) inputs, then resets its peak RSS (Linux /proc/self/clear_refs), so
 its peak (VmHWM; ``resource.getrusage`` elsewhere) minus the RSS after loading is the
 miner's own. Where
@@ -34,10 +35,13 @@ import numpy as np
 from memory import peak_rss_mb, reset_peak_rss  # bench/memory.py: this folder is on sys.path
 
 from lookalike.files import write_json
-from lookalike.mining.pools import PoolConfig, Pools, mine_pools, mine_pools_naive
+from lookalike.mining import PoolConfig, Pools, mine_pools
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+from tests.oracles.pools import mine_pools_naive
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-CONFIG = PoolConfig(k_pos=10, k_neg=10)
+CONFIG = PoolConfig(hard_positives=10, hard_negatives=10)
 
 
 def fashion_embeddings(n: int, dim: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -168,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
     parser.add_argument("--out", type=Path, default=Path("bench/results/mining.json"))
-    parser.add_argument("--k", type=int, default=CONFIG.k_pos,
-                        help=f"hard positives and negatives per anchor (default {CONFIG.k_pos})")
+    parser.add_argument("--k", type=int, default=CONFIG.hard_positives,
+                        help="hard positives and negatives per anchor "
+                        f"(default {CONFIG.hard_positives})")
     parser.add_argument("--positive-band", type=float, default=0.0,
                         help="skip this share of each anchor's farthest positives (0)")
     parser.add_argument("--negative-band", type=float, default=0.0,
@@ -182,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         child(Path(args.child[0]), args.child[1], Path(args.child[2]), args.threads,
               PoolConfig(**json.loads(args.pool_config)))
         return 0
-    config = PoolConfig(k_pos=args.k, k_neg=args.k, skip_pos=args.positive_band,
-                        skip_neg=args.negative_band)
+    config = PoolConfig(hard_positives=args.k, hard_negatives=args.k,
+                        positive_band=args.positive_band, negative_band=args.negative_band)
     if args.embeddings is not None:
         own = np.load(args.embeddings).astype(np.float32), np.load(args.labels)
     rows: list[dict] = []

@@ -69,8 +69,8 @@ def fine_tune(name: str, args: argparse.Namespace, unseen: ImageCollection) -> d
     """Run ``name``: a mining strategy, with "/head" to keep the backbone frozen throughout."""
     mining, _, part = name.partition("/")
     frozen_epochs = args.epochs if part == "head" else args.freeze_epochs
-    config = TrainConfig(
-        data=args.data, split="classes", mining=mining, epochs=args.epochs,
+    config = TrainConfig.from_options(
+        source=args.data, split="classes", mining=mining, epochs=args.epochs,
         backbone="efficientnet-lite0", embedding_dim=128, input_size=args.input_size,
         classes_per_batch=args.classes_per_batch, items_per_class=args.items_per_class,
         lr=args.lr, backbone_lr_scale=args.backbone_lr_scale,

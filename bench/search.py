@@ -9,7 +9,8 @@ kinds and dims, see ``write_index``); no model is needed: ``search_vectors`` nev
 
 Every search is sent twice in the same run, alternating (ABBA) and on the same threads:
 
-- lookalike: ``Index.search_vectors(queries, k)`` (id map, checks, Euclidean distances);
+- lookalike: ``Index.search_vectors(queries, k)`` (id map, checks, distances in the
+  index's unit: Euclidean here);
 - raw FAISS: the bare index under the id map (``IndexFlat`` / ``IndexHNSWFlat`` /
   ``IndexIVFFlat``, what a FAISS user would build) with ``.search(queries, k)``.
 
@@ -49,6 +50,8 @@ from memory import peak_rss_mb, reset_peak_rss  # bench/memory.py
 
 CENTRES = 1000
 K = 10
+DISTANCE = "euclidean"
+"""The distance of the synthetic "model": lookalike's default, searched by FAISS's L2."""
 
 
 def clustered(labels: np.ndarray, centres: np.ndarray, rng: np.random.Generator,
@@ -88,17 +91,18 @@ def write_index(folder: Path, items: np.ndarray, labels: np.ndarray, kind: str,
     ``store_s``); copying spares that for the other kinds and dims of the same N.
     """
     from lookalike.search.index import Index
+    from lookalike.search.spec import IndexSpec
     from lookalike.search.store import DATABASE, IndexStore, NewItem
-    from lookalike.search.vectors import IndexSpec, build_vector_index
+    from lookalike.search.vectors import build_vector_index
 
     n, dim = items.shape
-    spec = IndexSpec(kind=kind).resolved(n)
+    spec = IndexSpec(kind).resolved(n)
     ids = np.arange(n, dtype=np.int64)
     start = time.perf_counter()
-    vectors = build_vector_index(items, ids, spec, "ip")
+    vectors = build_vector_index(items, ids, spec, DISTANCE)
     build_s = time.perf_counter() - start
-    meta = {"fingerprint": "synthetic", "dim": dim, "metric": "ip", "spec": spec.to_dict(),
-            "next_id": n}
+    meta = {"fingerprint": "synthetic", "dim": dim, "distance": DISTANCE,
+            "spec": spec.to_dict(), "next_id": n}
     start = time.perf_counter()
     if rows_from is None:
         rows = (NewItem(i, f"synthetic#{i}", None, f"c{c:04d}")
@@ -199,7 +203,7 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
 
 def exact_ids(items: np.ndarray, queries: np.ndarray) -> np.ndarray:
     import faiss
-    flat = faiss.IndexFlatIP(items.shape[1])
+    flat = faiss.IndexFlatL2(items.shape[1])  # DISTANCE: euclidean
     flat.add(items)
     return flat.search(queries, K)[1]
 

@@ -241,7 +241,7 @@ def summarise(record: Recorder, elapsed: float, clients: int, workload: str,
     every = np.array(record.latencies["search"] + record.latencies["similar"]) * 1000
     errors = sum(record.errors.values())
     row: dict[str, Any] = {
-        "workload": workload, "clients": clients, "requests": int(len(every)),
+        "workload": workload, "clients": clients, "requests": len(every),
         "errors": errors, "error_kinds": record.errors, "error_samples": record.error_samples,
         "elapsed_s": elapsed, "requests_per_s": len(every) / elapsed,
         "server_cpu_per_s": server_cpu / elapsed, "client_cpu_per_s": client_cpu / elapsed}
@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     problems = [line for line in log.splitlines()
                 if "Traceback" in line or "ERROR" in line or "Exception" in line]
     meta = {"items": server.health.get("items"), "kind": server.health.get("kind"),
-            "k": args.k, "seconds": args.seconds, "warmup": args.warmup,
+            "distance": server.health.get("distance"), "k": args.k, "seconds": args.seconds,
+            "warmup": args.warmup,
             "server_threads": args.server_threads, "cpu_count": os.cpu_count()}
     from lookalike.files import write_json
     write_json(args.out, {

@@ -20,13 +20,14 @@ import json
 import shutil
 import statistics
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from lookalike.files import write_json
-from lookalike.training.config import ONLINE_STRATEGIES, STRATEGIES, TrainConfig
+from lookalike.mining.online import online_selections
+from lookalike.training.config import TrainConfig
+from lookalike.training.strategy import mining_choices
 from lookalike.training.trainer import train
 from lookalike.viz import save_figure
 from lookalike.viz.strategies import plot_metric_curves
@@ -38,8 +39,8 @@ def first_reaching(records: list[dict], target: float, key: str = "val_map_at_r"
 
 
 def run(args: argparse.Namespace) -> dict:
-    base = TrainConfig(data=args.data, epochs=args.epochs, val_split="test",
-                       train_limit=args.train_limit, threads=args.threads)
+    base = TrainConfig.from_options(source=args.data, epochs=args.epochs, val_split="test",
+                                    train_limit=args.train_limit, threads=args.threads)
     runs: dict[str, dict[int, list[dict]]] = {}
     work = Path(args.work)
     for strategy in args.strategies:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> dict:
             out = work / f"{name}-seed{seed}".replace(" ", "-")
             shutil.rmtree(out, ignore_errors=True)
             print(f"--- {name}, seed {seed}", file=sys.stderr)
-            config = replace(base, mining=strategy, seed=seed)
+            config = base.with_options(mining=strategy, seed=seed)
             result = train(config, out, show_progress=False,
                            log=lambda line: print("   ", line, file=sys.stderr))
             runs.setdefault(name, {})[seed] = result.records
@@ -65,7 +66,7 @@ def summarise(results: dict, target: float | None) -> list[dict]:
     runs = results["runs"]
     finals = {s: statistics.mean(r[-1]["val_map_at_r"] for r in seeds.values())
               for s, seeds in runs.items()}
-    online = {s: v for s, v in finals.items() if s in ONLINE_STRATEGIES} or finals
+    online = {s: v for s, v in finals.items() if s in online_selections()} or finals
     reference = max(online, key=online.get)
     target = target if target is not None else online[reference]
     rows = []
@@ -115,7 +116,8 @@ def print_table(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--strategies", nargs="+",
+                        default=[s for s in mining_choices() if s != "semi-hard-all"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-limit", type=int, default=None)

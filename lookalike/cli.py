@@ -8,7 +8,6 @@ into one line on stderr and a non-zero exit status (``--verbose`` shows the trac
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import sys
 import traceback
@@ -17,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lookalike import __version__, cli_search
-from lookalike.errors import LookalikeError
-from lookalike.training.config import LOSSES, SPLITS, STRATEGIES, TrainConfig
+from lookalike.distances import METRICS
+from lookalike.errors import LookalikeError, TrainingInterrupted
+from lookalike.training.config import LR_SCHEDULES, OPTION_PART, SPLITS, TrainConfig
 
 EXAMPLES = {
     "train": """examples:
@@ -32,8 +32,8 @@ EXAMPLES = {
   lookalike evaluate --checkpoint runs/ba/best --data photos.csv --split test --json m.json""",
     "mine": """examples:
   lookalike mine --data fashion-mnist --mining-model efficientnet-lite0 --out pools.npz
-  lookalike mine --data photos/ --mining-model runs/ba/best --k-pos 10 --negative-band 0.01 \\
-      --out photos-pools.npz""",
+  lookalike mine --data photos/ --mining-model runs/ba/best --hard-positives 10 \\
+      --negative-band 0.01 --out photos-pools.npz""",
     "analyze": """examples:
   lookalike analyze --pools pools.npz --out analysis/
   lookalike analyze --data fashion-mnist --mining-model runs/ba/best --limit 20000""",
@@ -45,141 +45,156 @@ EXAMPLES = {
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``demo``; defaults live in TrainConfig, not here."""
+    """Options shared by ``train`` and ``demo``, one argparse group per part of TrainConfig;
+    defaults live in TrainConfig and choices in the registries, not here."""
+    from lookalike.losses.registry import LOSSES
+    from lookalike.mining.online import online_selections
+    from lookalike.models import list_backbones
+    from lookalike.training.strategy import mining_choices
+
     defaults = TrainConfig()
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", help="'fashion-mnist' (default), a folder of class sub-folders, "
-                      "a folder with IDX files, or a CSV manifest (path,label[,split])")
-    data.add_argument("--val-fraction", type=float,
-                      help=f"share of training items held out for validation "
-                      f"(default {defaults.val_fraction})")
-    data.add_argument("--val-split", help="validate on this split (e.g. test) instead of a "
-                      "held-out share of the training items")
-    data.add_argument("--train-limit", type=int, help="use at most this many training items")
-    data.add_argument("--val-limit", type=int, help="validate on at most this many items")
-    data.add_argument("--skip-bad", action="store_true", default=None,
-                      help="skip (and count) unreadable images instead of stopping")
-    data.add_argument("--split", choices=SPLITS,
-                      help="items (default): validate on held-out items of the same classes; "
-                      "classes: train on half the classes and validate on the unseen other "
-                      "half (the standard split for CUB-200-2011, Cars196, Stanford Online "
-                      "Products)")
-    data.add_argument("--workers", type=int,
-                      help="processes decoding image files in the background (default 0)")
-    data.add_argument("--cache-images", action="store_true", default=None,
-                      help="decode and resize image files once into ~/.cache/lookalike (or "
-                      "$LOOKALIKE_CACHE), reused by later runs, so epochs do not decode "
-                      "full-size JPEGs again")
-    mining = parser.add_argument_group("mining and loss")
-    mining.add_argument("--mining", choices=STRATEGIES,
-                        help=f"how triplets are chosen (default {defaults.mining})")
-    mining.add_argument("--margin", type=float, help=f"triplet margin (default {defaults.margin})")
-    mining.add_argument("--soft-margin", action="store_true", default=None,
-                        help="soft-plus log(1 + exp(d_ap - d_an)) instead of the hinge")
-    mining.add_argument("--distance", choices=("euclidean", "squared_euclidean", "cosine"),
-                        help=f"distance between embeddings (default {defaults.distance})")
-    hybrid = parser.add_argument_group(
+    data, model, objective = defaults.data, defaults.model, defaults.objective
+    pools, optim = defaults.pools, defaults.optim
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", dest="source", metavar="DATA",
+                       help="'fashion-mnist' (default), a folder of class sub-folders, "
+                       "a folder with IDX files, or a CSV manifest (path,label[,split])")
+    group.add_argument("--split", choices=SPLITS,
+                       help="items (default): validate on held-out items of the same classes; "
+                       "classes: train on half the classes and validate on the unseen other "
+                       "half (the standard split for CUB-200-2011, Cars196, Stanford Online "
+                       "Products)")
+    group.add_argument("--val-fraction", type=float,
+                       help=f"share of training items held out for validation "
+                       f"(default {data.val_fraction})")
+    group.add_argument("--val-split", help="validate on this split (e.g. test) instead of a "
+                       "held-out share of the training items")
+    group.add_argument("--train-limit", type=int, help="use at most this many training items")
+    group.add_argument("--val-limit", type=int, help="validate on at most this many items")
+    group.add_argument("--skip-bad", action="store_true", default=None,
+                       help="skip (and count) unreadable images instead of stopping")
+    group.add_argument("--workers", type=int,
+                       help="processes decoding image files in the background (default 0)")
+    group.add_argument("--cache-images", action="store_true", default=None,
+                       help="decode and resize image files once into ~/.cache/lookalike (or "
+                       "$LOOKALIKE_CACHE), reused by later runs, so epochs do not decode "
+                       "full-size JPEGs again")
+    group.add_argument("--crop-padding", type=int,
+                       help=f"random-crop padding in pixels, 0 = off "
+                       f"(default {data.crop_padding})")
+    group.add_argument("--no-flip", dest="flip", action="store_false", default=None,
+                       help="no random horizontal flips")
+    group = parser.add_argument_group("model")
+    group.add_argument("--backbone", choices=list_backbones(),
+                       help=f"backbone (default {model.backbone})")
+    group.add_argument("--embedding-dim", type=int,
+                       help=f"embedding size (default {model.embedding_dim})")
+    group.add_argument("--input-size", type=int,
+                       help=f"image side in pixels (default {model.input_size}; e.g. 128 or "
+                       "224 for efficientnet-lite0)")
+    group.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                       default=None,
+                       help="random initial weights even for backbones with ImageNet weights")
+    group.add_argument("--freeze-backbone-epochs", type=int,
+                       help="train only the embedding head for this many first epochs (0)")
+    group.add_argument("--backbone-lr-scale", type=float,
+                       help="backbone learning rate = --lr x this (default 1; 0.1 suits a "
+                       "pretrained backbone)")
+    group = parser.add_argument_group(
+        "loss and mining", "--loss contrastive trains on pairs (siamese): positives pulled "
+        "together, negatives pushed beyond --contrastive-margin, in --pair-ratio")
+    group.add_argument("--loss", choices=LOSSES.names(), help=f"loss (default {objective.loss})")
+    group.add_argument("--mining", choices=mining_choices(),
+                       help=f"how triplets are chosen (default {objective.mining})")
+    group.add_argument("--margin", type=float,
+                       help=f"triplet margin (default {objective.margin})")
+    group.add_argument("--soft-margin", action="store_true", default=None,
+                       help="soft-plus log(1 + exp(d_ap - d_an)) instead of the hinge")
+    group.add_argument("--distance", choices=METRICS,
+                       help=f"distance between embeddings, used by the loss, validation and "
+                       f"the search index (default {objective.distance})")
+    group.add_argument("--pair-ratio", help=f"positive:negative pairs per batch "
+                       f"(default {objective.pair_ratio})")
+    group.add_argument("--contrastive-margin", type=float,
+                       help=f"distance beyond which negatives cost nothing "
+                       f"(default {objective.contrastive_margin})")
+    group.add_argument("--classes-per-batch", "-P", type=int,
+                       help=f"P classes per batch (default {objective.classes_per_batch})")
+    group.add_argument("--items-per-class", "-K", type=int,
+                       help=f"K items per class (default {objective.items_per_class})")
+    group = parser.add_argument_group(
         "hybrid / offline-hard mining",
         "offline pools of each anchor's hard positives and negatives, mined over the whole "
         "training set; hybrid injects them into every batch and refreshes them every R epochs")
-    hybrid.add_argument("--hybrid-selection", choices=("batch-hard", "batch-all", "semi-hard"),
-                        help=f"in-batch selection over injected batches "
-                        f"(default {defaults.hybrid_selection})")
-    hybrid.add_argument("--hard-positives", type=int,
-                        help=f"hard positives kept per anchor (default {defaults.hard_positives})")
-    hybrid.add_argument("--hard-negatives", type=int,
-                        help=f"hard negatives kept per anchor (default {defaults.hard_negatives})")
-    hybrid.add_argument("--skip-hardest", type=int,
-                        help="skip this many of the very hardest positives/negatives, often "
-                        f"label noise (default {defaults.skip_hardest})")
-    hybrid.add_argument("--positive-band", type=float,
-                        help="skip this share of each anchor's farthest positives, e.g. 0.05 "
-                        f"(default {defaults.positive_band})")
-    hybrid.add_argument("--negative-band", type=float,
-                        help="skip this share of each anchor's nearest negatives, e.g. 0.01 "
-                        f"(default {defaults.negative_band})")
-    hybrid.add_argument("--no-inject-negatives", dest="inject_negatives", action="store_false",
-                        default=None, help="inject only hard positives, not hard negatives")
-    hybrid.add_argument("--refresh-every", type=int,
-                        help=f"rebuild pools with the current model every R epochs, 0 = never "
-                        f"(default {defaults.refresh_every})")
-    hybrid.add_argument("--warmup-epochs", type=int,
-                        help=f"epochs of plain online mining before the first pools "
-                        f"(default {defaults.warmup_epochs})")
-    hybrid.add_argument("--warmup-selection", choices=("batch-all", "batch-hard", "semi-hard"),
-                        help=f"online mining during warm-up (default {defaults.warmup_selection})")
-    hybrid.add_argument("--mining-model",
-                        help="model that embeds the training set for the first pools: 'self' "
-                        "(the model in training, after warm-up), efficientnet-lite0 or a "
-                        f"checkpoint folder (default {defaults.mining_model})")
-    hybrid.add_argument("--mining-input-size", type=int,
-                        help=f"image size for a pretrained mining model "
-                        f"(default {defaults.mining_input_size})")
-    model = parser.add_argument_group("model")
-    model.add_argument("--backbone", help=f"backbone (default {defaults.backbone})")
-    model.add_argument("--embedding-dim", type=int,
-                       help=f"embedding size (default {defaults.embedding_dim})")
-    model.add_argument("--input-size", type=int,
-                       help=f"image side in pixels (default {defaults.input_size}; e.g. 128 or "
-                       "224 for efficientnet-lite0)")
-    model.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
-                       help="random initial weights even for backbones with ImageNet weights")
-    model.add_argument("--freeze-backbone-epochs", type=int,
-                       help="train only the embedding head for this many first epochs (0)")
-    model.add_argument("--backbone-lr-scale", type=float,
-                       help="backbone learning rate = --lr x this (default 1; 0.1 suits a "
-                       "pretrained backbone)")
-    loss = parser.add_argument_group(
-        "contrastive loss", "--loss contrastive trains on pairs (siamese): positives pulled "
-        "together, negatives pushed beyond the margin")
-    loss.add_argument("--loss", choices=LOSSES, help=f"loss (default {defaults.loss})")
-    loss.add_argument("--pair-ratio", help=f"positive:negative pairs per batch "
-                      f"(default {defaults.pair_ratio})")
-    loss.add_argument("--contrastive-margin", type=float,
-                      help=f"distance beyond which negatives cost nothing "
-                      f"(default {defaults.contrastive_margin})")
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, help=f"epochs (default {defaults.epochs})")
-    optim.add_argument("--classes-per-batch", "-P", type=int,
-                       help=f"P classes per batch (default {defaults.classes_per_batch})")
-    optim.add_argument("--items-per-class", "-K", type=int,
-                       help=f"K items per class (default {defaults.items_per_class})")
-    optim.add_argument("--batches-per-epoch", type=int, help="default: training items // (P*K)")
-    optim.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr})")
-    optim.add_argument("--weight-decay", type=float,
-                       help=f"AdamW weight decay (default {defaults.weight_decay})")
-    optim.add_argument("--lr-schedule", choices=("cosine", "none"),
-                       help=f"learning-rate schedule (default {defaults.lr_schedule})")
-    optim.add_argument("--crop-padding", type=int,
-                       help=f"random-crop padding in pixels, 0 = off "
-                       f"(default {defaults.crop_padding})")
-    optim.add_argument("--no-flip", dest="flip", action="store_false", default=None,
-                       help="no random horizontal flips")
-    machine = parser.add_argument_group("machine")
-    machine.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
-    machine.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
-    machine.add_argument("--device", help="auto (default), cpu or cuda")
-    machine.add_argument("--amp", action="store_true", default=None,
-                         help="mixed precision (CUDA only; ignored on the CPU)")
+    group.add_argument("--hybrid-selection", choices=online_selections(),
+                       help=f"in-batch selection over injected batches "
+                       f"(default {pools.hybrid_selection})")
+    group.add_argument("--hard-positives", type=int,
+                       help=f"hard positives kept per anchor (default {pools.hard_positives})")
+    group.add_argument("--hard-negatives", type=int,
+                       help=f"hard negatives kept per anchor (default {pools.hard_negatives})")
+    group.add_argument("--skip-hardest", type=int,
+                       help="skip this many of the very hardest positives/negatives, often "
+                       f"label noise (default {pools.skip_hardest})")
+    group.add_argument("--positive-band", type=float,
+                       help="skip this share of each anchor's farthest positives, e.g. 0.05 "
+                       f"(default {pools.positive_band})")
+    group.add_argument("--negative-band", type=float,
+                       help="skip this share of each anchor's nearest negatives, e.g. 0.01 "
+                       f"(default {pools.negative_band})")
+    group.add_argument("--no-inject-negatives", dest="inject_negatives", action="store_false",
+                       default=None, help="inject only hard positives, not hard negatives")
+    group.add_argument("--refresh-every", type=int,
+                       help=f"rebuild pools with the current model every R epochs, 0 = never "
+                       f"(default {pools.refresh_every})")
+    group.add_argument("--warmup-epochs", type=int,
+                       help=f"epochs of plain online mining before the first pools "
+                       f"(default {pools.warmup_epochs})")
+    group.add_argument("--warmup-selection", choices=online_selections(),
+                       help=f"online mining during warm-up (default {pools.warmup_selection})")
+    group.add_argument("--mining-model",
+                       help="model that embeds the training set for the first pools: 'self' "
+                       "(the model in training, after warm-up), efficientnet-lite0 or a "
+                       f"checkpoint folder (default {pools.mining_model})")
+    group.add_argument("--mining-input-size", type=int,
+                       help=f"image size for a pretrained mining model "
+                       f"(default {pools.mining_input_size})")
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--epochs", type=int, help=f"epochs (default {optim.epochs}); with "
+                       "--resume, a larger number extends the run")
+    group.add_argument("--batches-per-epoch", type=int, help="default: training items // (P*K)")
+    group.add_argument("--lr", type=float, help=f"learning rate (default {optim.lr})")
+    group.add_argument("--weight-decay", type=float,
+                       help=f"AdamW weight decay (default {optim.weight_decay})")
+    group.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                       help=f"learning-rate schedule (default {optim.lr_schedule})")
+    group = parser.add_argument_group("machine")
+    group.add_argument("--seed", type=int,
+                       help=f"random seed (default {defaults.machine.seed})")
+    group.add_argument("--threads", type=int,
+                       help="CPU threads for torch (default: all cores)")
+    group.add_argument("--device", help="auto (default), cpu or cuda")
+    group.add_argument("--amp", action="store_true", default=None,
+                       help="mixed precision (CUDA only; ignored on the CPU)")
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields the user set on the command line (None means 'not given')."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    """The training options the user set on the command line (None means 'not given')."""
+    return {k: v for k, v in vars(args).items() if k in OPTION_PART and v is not None}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lookalike.training.trainer import train
+    from lookalike.training.trainer import resume, train
 
+    given = config_overrides(args)
     if args.resume:
-        overrides = config_overrides(args)
-        config = TrainConfig(epochs=overrides.get("epochs", 0) or 1)
-        result = train(config, args.resume, resume=True, show_progress=not args.quiet)
+        if args.out:
+            raise LookalikeError("give either --out (a new run) or --resume RUN, not both")
+        result = resume(args.resume, changes=given, show_progress=not args.quiet)
     else:
         if not args.out:
             raise LookalikeError("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
-        config = dataclasses.replace(TrainConfig(), **config_overrides(args)).validate()
+        config = TrainConfig.from_options(**given).validate()
         result = train(config, args.out, show_progress=not args.quiet)
     best = (f"{result.best_map_at_r:.4f}" if result.best_map_at_r >= 0
             else "n/a (no validation class has two items)")
@@ -204,16 +219,16 @@ def cmd_mine(args: argparse.Namespace) -> int:
     from lookalike.mining.model import mine_collection
     from lookalike.mining.pools import PoolConfig
 
-    config = PoolConfig(k_pos=args.k_pos, k_neg=args.k_neg, skip_pos=args.positive_band,
-                        skip_neg=args.negative_band, skip_pos_min=args.skip_hardest,
-                        skip_neg_min=args.skip_hardest, metric=args.distance)
+    config = PoolConfig(hard_positives=args.hard_positives, hard_negatives=args.hard_negatives,
+                        positive_band=args.positive_band, negative_band=args.negative_band,
+                        skip_hardest=args.skip_hardest, distance=args.distance)
     mined = mine_collection(args.data, args.mining_model, config, split=args.split,
                             limit=args.limit, input_size=args.input_size, device=args.device,
                             progress=not args.quiet)
     mined.pools.save(args.out)
-    print(f"{len(mined.pools)} anchors x {config.k_pos} hard positives + {config.k_neg} hard "
-          f"negatives written to {args.out} (embedding {mined.embed_seconds:.1f} s, mining "
-          f"{mined.mine_seconds:.1f} s)")
+    print(f"{len(mined.pools)} anchors x {config.hard_positives} hard positives + "
+          f"{config.hard_negatives} hard negatives written to {args.out} (embedding "
+          f"{mined.embed_seconds:.1f} s, mining {mined.mine_seconds:.1f} s)")
     return 0
 
 
@@ -296,16 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="efficientnet-lite0 (ImageNet-pretrained, default) or a checkpoint")
     mine.add_argument("--input-size", type=int, default=64,
                       help="image size for a pretrained mining model (default 64)")
-    mine.add_argument("--k-pos", type=int, default=5, help="hard positives per anchor (5)")
-    mine.add_argument("--k-neg", type=int, default=5, help="hard negatives per anchor (5)")
+    mine.add_argument("--hard-positives", "--k-pos", type=int, default=5,
+                      help="hard positives kept per anchor (5)")
+    mine.add_argument("--hard-negatives", "--k-neg", type=int, default=5,
+                      help="hard negatives kept per anchor (5)")
     mine.add_argument("--positive-band", type=float, default=0.0,
                       help="skip this share of each anchor's farthest positives (0)")
     mine.add_argument("--negative-band", type=float, default=0.0,
                       help="skip this share of each anchor's nearest negatives (0)")
     mine.add_argument("--skip-hardest", type=int, default=0,
                       help="skip at least this many of the hardest of each (0)")
-    mine.add_argument("--distance", default="euclidean",
-                      choices=("euclidean", "squared_euclidean", "cosine"))
+    mine.add_argument("--distance", default="euclidean", choices=METRICS,
+                      help="distance the pools are ranked by (default euclidean)")
     mine.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     mine.add_argument("--out", required=True, help="pools file to write (.npz)")
     mine.set_defaults(func=cmd_mine)
@@ -342,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         print(f"lookalike: error: {exc}", file=sys.stderr)
-        return 130 if type(exc).__name__ == "TrainingInterrupted" else 1
+        return 130 if isinstance(exc, TrainingInterrupted) else 1
     except KeyboardInterrupt:
         print("lookalike: interrupted", file=sys.stderr)
         return 130

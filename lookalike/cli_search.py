@@ -34,27 +34,45 @@ API: POST /api/search (multipart image, k), GET /api/items?random=N, GET /api/it
 GET /api/items/{id}/image, GET /api/items/{id}/similar?k=, GET /api/health; docs at /docs.""",
 }
 
-KIND_HELP = ("vector index: flat (exact inner product), hnsw or ivf (approximate), or auto "
-             "(default: flat up to {limit} items, hnsw above)")
+THRESHOLD_HELP = ("with --duplicates: the largest distance between duplicates, in the "
+                  "index's distance (the model's; `lookalike index info` names it): e.g. "
+                  "0.05 euclidean, which on unit vectors is 0.0025 squared_euclidean or "
+                  "0.00125 cosine")
 
 
 def add_index_spec_options(parser: argparse.ArgumentParser) -> None:
-    from lookalike.search import AUTO_APPROXIMATE_ABOVE, KINDS, IndexSpec
+    """``--kind`` and every registered kind's options (``--hnsw-m``, ``--nlist``...)."""
+    from lookalike.search.kinds import INDEX_KINDS
+    from lookalike.search.spec import AUTO, AUTO_APPROXIMATE_ABOVE, kind_choices
 
-    defaults = IndexSpec()
+    kinds = ", ".join(f"{name} ({INDEX_KINDS.get(name).summary})" for name in INDEX_KINDS)
     group = parser.add_argument_group("vector index")
-    group.add_argument("--kind", choices=KINDS, default=defaults.kind,
-                       help=KIND_HELP.format(limit=f"{AUTO_APPROXIMATE_ABOVE:,}"))
-    group.add_argument("--hnsw-m", type=int, default=defaults.hnsw_m,
-                       help=f"HNSW graph degree (default {defaults.hnsw_m})")
-    group.add_argument("--ef-construction", type=int, default=defaults.ef_construction,
-                       help=f"HNSW build beam width (default {defaults.ef_construction})")
-    group.add_argument("--ef-search", type=int, default=defaults.ef_search,
-                       help=f"HNSW search beam width (default {defaults.ef_search})")
-    group.add_argument("--nlist", type=int, default=defaults.nlist,
-                       help="IVF cells (default 0: 4 * sqrt(N))")
-    group.add_argument("--nprobe", type=int, default=defaults.nprobe,
-                       help=f"IVF cells searched per query (default {defaults.nprobe})")
+    group.add_argument("--kind", choices=kind_choices(), default=AUTO,
+                       help=f"vector index: {kinds}, or auto (default: flat up to "
+                       f"{AUTO_APPROXIMATE_ABOVE:,} items, hnsw above)")
+    for name in INDEX_KINDS:
+        for option in INDEX_KINDS.get(name).options:
+            group.add_argument(option.flag, type=int, default=option.default, dest=option.name,
+                               help=f"{option.help} (default {option.default})")
+
+
+def add_search_time_options(parser: argparse.ArgumentParser) -> None:
+    """The kinds' search-time knobs (``--ef-search``, ``--nprobe``...) for one session."""
+    from lookalike.search.kinds import INDEX_KINDS
+
+    for name in INDEX_KINDS:
+        for option in INDEX_KINDS.get(name).options:
+            if option.at_search:
+                parser.add_argument(option.flag, type=int, dest=option.name,
+                                    help=f"{option.help}, for this search")
+
+
+def _option_values(args: argparse.Namespace, search_time: bool = False) -> dict[str, Any]:
+    """The kinds' option values that ``args`` holds (only search-time ones if asked)."""
+    from lookalike.search.kinds import kind_options
+
+    return {name: getattr(args, name) for name, option in kind_options().items()
+            if hasattr(args, name) and (option.at_search or not search_time)}
 
 
 def _data_source(args: argparse.Namespace) -> Any:
@@ -72,12 +90,12 @@ def _data_source(args: argparse.Namespace) -> Any:
 def cmd_index_build(args: argparse.Namespace) -> int:
     from lookalike.search import Index, IndexSpec
 
-    spec = IndexSpec(kind=args.kind, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,
-                     ef_search=args.ef_search, nlist=args.nlist, nprobe=args.nprobe)
+    spec = IndexSpec(args.kind, **_option_values(args))
     index = Index.build(args.checkpoint, _data_source(args), args.out, split=args.split,
                         spec=spec, skip_bad=args.skip_bad, batch_size=args.batch_size,
                         device=args.device, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"indexed {len(index)} items ({index.kind}, model {index.fingerprint}) in {args.out}")
+    print(f"indexed {len(index)} items ({index.kind}, {index.distance} distance, model "
+          f"{index.fingerprint}) in {args.out}")
     return 0
 
 
@@ -159,11 +177,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from lookalike.search import Index
     from lookalike.search.display import groups_table, hits_table, results_json
 
-    with Index.open(args.index, device=args.device, ef_search=args.ef_search,
-                    nprobe=args.nprobe) as index:
+    with Index.open(args.index, device=args.device,
+                    search_options=_option_values(args, search_time=True)) as index:
         if args.duplicates:
             if args.threshold is None:
-                raise ConfigError("--duplicates needs --threshold T (a distance, e.g. 0.05)")
+                raise ConfigError(f"--duplicates needs --threshold T (a {index.distance} "
+                                  "distance, e.g. 0.05)")
             groups = index.duplicates(args.threshold, neighbors=args.k)
             sources = {i: r.source for i, r in
                        index.records([i for g in groups for i in g]).items()}
@@ -172,17 +191,18 @@ def cmd_search(args: argparse.Namespace) -> int:
                                   for g in groups], indent=2))
             else:
                 print(groups_table(groups, sources) if groups else "no duplicates found")
-                print(f"{len(groups)} groups, {sum(map(len, groups))} items within distance "
-                      f"{args.threshold}")
+                print(f"{len(groups)} groups, {sum(map(len, groups))} items within "
+                      f"{index.distance} distance {args.threshold}")
             return 0
         if not (args.queries or args.id or args.random):
             raise ConfigError("give query images, --id ITEM, --random N or --duplicates")
         names, results, images, labels = _run_queries(args, index)
         if args.json:
-            print(json.dumps(results_json(names, results), indent=2))
+            print(json.dumps(results_json(names, results, index.distance), indent=2))
         else:
             print("\n\n".join(hits_table(n, hits) for n, hits in zip(names, results,
                                                                      strict=True)))
+            print(f"\ndistances: {index.distance}")
         if args.grid:
             from lookalike.viz import save_figure
             from lookalike.viz.search import plot_search_grid
@@ -252,7 +272,7 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     remove.add_argument("ids", nargs="+", type=int, metavar="ID", help="item ids to remove")
     remove.set_defaults(func=cmd_index_remove)
 
-    info = action("info", "Describe an index: size, kind, model, labels.")
+    info = action("info", "Describe an index: size, kind, distance, model, labels.")
     info.add_argument("--index", required=True, help="the index folder")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=cmd_index_info)
@@ -272,10 +292,8 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     search.add_argument("--grid", metavar="PNG", help="also draw queries and results here")
     search.add_argument("--duplicates", action="store_true",
                         help="list groups of near-identical items instead of searching")
-    search.add_argument("--threshold", type=float,
-                        help="with --duplicates: the largest distance between duplicates")
-    search.add_argument("--ef-search", type=int, help="HNSW recall knob for this search")
-    search.add_argument("--nprobe", type=int, help="IVF recall knob for this search")
+    search.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
+    add_search_time_options(search)
     search.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     search.set_defaults(func=cmd_search)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ from lookalike.distances import pairwise_distance
 from lookalike.evaluation.model_eval import CheckpointEvaluation, evaluate_checkpoint
 from lookalike.files import write_json
 from lookalike.training.config import TrainConfig
+from lookalike.training.trainer import resume as resume_training
 from lookalike.training.trainer import train
 from lookalike.viz import plot_retrieval_grid, plot_training_curves, save_figure
 
 # Semi-hard: the best final test MAP@R per second of training on bench/strategies.py (hybrid
 # ties it on MAP@R but spends ~40 s more on mining). 16 epochs fit in 10 minutes on 2 cores.
-DEMO_CONFIG = TrainConfig(data="fashion-mnist", mining="semi-hard", epochs=16)
-QUICK_CONFIG = replace(DEMO_CONFIG, epochs=2, train_limit=4000, val_limit=1000)
+DEMO_CONFIG = TrainConfig.from_options(source="fashion-mnist", mining="semi-hard", epochs=16)
+QUICK_CONFIG = DEMO_CONFIG.with_options(epochs=2, train_limit=4000, val_limit=1000)
 
 
 @dataclass
@@ -67,17 +68,23 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, resume: bool
              log: Callable[[str], None] = print) -> DemoResult:
     """Train, evaluate on the test set and write the report folder; return the metrics."""
     out = Path(out)
-    config = replace(QUICK_CONFIG if quick else DEMO_CONFIG, **(overrides or {}))
+    base = QUICK_CONFIG if quick else DEMO_CONFIG
+    config = base.with_options(**(overrides or {}))
     started = time.perf_counter()
-    result = train(config, out / "train", resume=resume, show_progress=show_progress, log=log)
+    if resume:
+        result = resume_training(out / "train", changes=overrides, show_progress=show_progress,
+                                 log=log)
+        config = result.run.read_config()
+    else:
+        result = train(config, out / "train", show_progress=show_progress, log=log)
     train_seconds = time.perf_counter() - started
     log("evaluating the best checkpoint on the test set (leave-one-out retrieval)")
-    evaluation = evaluate_checkpoint(result.run.best, config.data, "test",
+    evaluation = evaluate_checkpoint(result.run.best, config.data.source, "test",
                                      limit=2000 if quick else None, show_progress=show_progress)
     test = evaluation.metrics.to_dict()
     report = {
-        "strategy": config.mining,
-        "epochs": config.epochs,
+        "strategy": config.objective.mining,
+        "epochs": config.optim.epochs,
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "test": test,

@@ -35,6 +35,14 @@ class TrainingError(LookalikeError):
     """Training cannot go on (for example a NaN loss); the last good checkpoint is kept."""
 
 
+class TrainingInterrupted(TrainingError):
+    """Ctrl-C during training; the position was saved and ``--resume`` continues from it."""
+
+
 class SearchIndexError(LookalikeError):
     """A search index folder that is missing files, damaged, written by another version,
     or asked to mix vectors from another model."""
+
+
+class DiskFullError(LookalikeError):
+    """A write failed because the disk (or quota) is full; what was committed before stays."""

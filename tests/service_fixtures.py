@@ -14,16 +14,22 @@ from PIL import Image
 
 from lookalike.search import Index
 
-from .conftest import save_tiny_checkpoint, write_class_folder
+from .conftest import images_of, save_tiny_checkpoint, write_class_folder
+from .test_search_distances import checkpoint_for
 
 CLASSES = 3  # the tiny checkpoint's class names: class_0 .. class_2
 PER_CLASS = 8
 
 
-def build_tiny_index(root: Path) -> Index:
-    """A flat index over a generated 3-class x 8-image folder under ``root``."""
-    checkpoint = save_tiny_checkpoint(root / "checkpoint", seed=0)
+def build_tiny_index(root: Path, distance: str = "euclidean") -> Index:
+    """A flat index over a generated 3-class x 8-image folder under ``root``; with another
+    ``distance`` than the default, by a model trained (so its checkpoint says) with it and
+    spread out over the images, so that distances are of order 1."""
     folder = write_class_folder(root / "images", classes=CLASSES, per_class=PER_CLASS)
+    if distance == "euclidean":
+        checkpoint = save_tiny_checkpoint(root / "checkpoint", seed=0)
+    else:
+        checkpoint = checkpoint_for(root, distance, images=images_of(folder))
     return Index.build(checkpoint, folder, root / "index", progress=False,
                        log=lambda *_: None)
 

@@ -20,7 +20,7 @@ def test_contrastive_trains_one_epoch_and_writes_a_checkpoint(tiny_folder: Path,
     assert code == 0
     assert (run / "best" / "model.safetensors").is_file()
     assert (run / "last" / "model.json").is_file()
-    config = json.loads((run / "config.json").read_text())["config"]
+    config = json.loads((run / "config.json").read_text())["config"]["objective"]
     assert (config["loss"], config["pair_ratio"], config["contrastive_margin"]) == (
         "contrastive", "1:3", 0.7)
     (record,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lookalike.cli import main
+from lookalike.distances import METRICS, pairwise_distance
 from lookalike.models import load_checkpoint
 from lookalike.search import Index
 from lookalike.search.vectors import stored_ids, stored_vectors
 
 from .conftest import fails, images_of, write_class_folder
+from .test_search_distances import checkpoint_for, components, threshold_after
 
 
 def index_build(checkpoint: Path, out: Path, *source: str) -> int:
@@ -63,7 +66,7 @@ def test_index_build_from_an_images_folder(checkpoint: Path, tiny_folder: Path, 
     assert index_build(checkpoint, out, "--images", str(tiny_folder)) == 0
     _, info = load_checkpoint(checkpoint)
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == f"indexed 48 items (flat, model {info.fingerprint}) in {out}"
+    assert last == f"indexed 48 items (flat, euclidean distance, model {info.fingerprint}) in {out}"
     assert not (tmp_path / "index.partial").exists()
 
 
@@ -116,9 +119,11 @@ def test_index_info_text_and_json(index_folder: Path, checkpoint: Path,
     text = capsys.readouterr().out
     assert "items: 48" in text and f"fingerprint: {checkpoint_info.fingerprint}" in text
     assert "labels: class_0 16, class_1 16, class_2 16" in text
+    assert "distance: euclidean" in text and "metric: L2" in text
     assert main(["index", "info", "--index", str(index_folder), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["items"] == 48 and info["kind"] == "flat" and info["dim"] == 16
+    assert info["distance"] == "euclidean" and info["metric"] == "L2"
     assert info["labels"] == {"class_0": 16, "class_1": 16, "class_2": 16}
     assert info["fingerprint"] == checkpoint_info.fingerprint
 
@@ -165,8 +170,8 @@ def test_search_prints_a_table_per_query(index_folder: Path, tiny_folder: Path,
     queries = [images_of(tiny_folder)[5], images_of(tiny_folder)[40]]
     capsys.readouterr()
     assert main(["search", "--index", str(index_folder), *queries, "-k", "3"]) == 0
-    blocks = capsys.readouterr().out.strip().split("\n\n")
-    assert len(blocks) == 2
+    *blocks, unit = capsys.readouterr().out.strip().split("\n\n")
+    assert len(blocks) == 2 and unit == "distances: euclidean"  # the model's distance
     for query, block in zip(queries, blocks, strict=True):
         lines = block.splitlines()
         assert lines[0] == f"query: {query}"
@@ -185,6 +190,7 @@ def test_search_json_has_k_hits_per_query(index_folder: Path, tiny_folder: Path,
     queries = images_of(tiny_folder)[::16]
     results = search_json(capsys, "--index", str(index_folder), *queries, "-k", "5")
     assert [r["query"] for r in results] == queries
+    assert {r["distance"] for r in results} == {"euclidean"}
     for query, result in zip(queries, results, strict=True):
         hits = result["hits"]
         assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
@@ -246,7 +252,29 @@ def test_search_duplicates(checkpoint: Path, tmp_path: Path,
     assert main(["search", "--index", str(out), "--duplicates", "--threshold", "0.001"]) == 0
     text = capsys.readouterr().out
     assert "group 1: 3 items" in text and "group 2: 2 items" in text
-    assert text.strip().splitlines()[-1] == "2 groups, 5 items within distance 0.001"
+    assert text.strip().splitlines()[-1] == "2 groups, 5 items within euclidean distance 0.001"
+
+
+@pytest.mark.parametrize("distance", METRICS)
+def test_duplicates_threshold_is_in_the_models_distance(distance: str, tiny_folder: Path,
+                                                        tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    files = images_of(tiny_folder)[::4]  # 12 items: ids 0..11 in this order
+    checkpoint = checkpoint_for(tmp_path, distance, images=images_of(tiny_folder))
+    out = tmp_path / "index"
+    assert index_build(checkpoint, out, "--images", *files) == 0
+    capsys.readouterr()
+    assert main(["index", "info", "--index", str(out)]) == 0
+    assert f"distance: {distance}" in capsys.readouterr().out
+    with Index.open(out) as index:
+        embeddings = torch.from_numpy(index.embed(files)).double()
+    exact = pairwise_distance(embeddings, embeddings, distance).numpy()  # the model's unit
+    for rank in (1, 12):
+        threshold = threshold_after(exact, rank)
+        groups = search_json(capsys, "--index", str(out), "--duplicates", "--threshold",
+                             str(threshold), "-k", "11")
+        assert [g["ids"] for g in groups] == components(exact, threshold)
 
 
 def test_search_duplicates_finds_none_without_copies(index_folder: Path,
@@ -298,6 +326,6 @@ def test_index_errors_are_one_line(index_copy: Path, checkpoint: Path, tmp_path:
 def test_an_index_of_another_format_version_is_refused(index_copy: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     with contextlib.closing(sqlite3.connect(index_copy / "index.sqlite")) as db, db:
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
     error = fails(capsys, ["index", "info", "--index", str(index_copy)])
-    assert "format 2" in error and "rebuild" in error
+    assert "format 99" in error and "rebuild" in error

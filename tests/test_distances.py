@@ -1,11 +1,21 @@
-"""Distance matrices against torch.cdist and loops; finite gradients on duplicate rows."""
+"""Distance matrices against torch.cdist and loops; finite gradients on duplicate rows; the
+registry, and each distance's FAISS metric against its own pairwise function."""
 
 from __future__ import annotations
 
+import faiss
+import numpy as np
 import pytest
 import torch
 
-from lookalike.distances import METRICS, pairwise_distance
+from lookalike.distances import (
+    DISTANCES,
+    METRICS,
+    Distance,
+    get_distance,
+    pairwise_distance,
+    register_distance,
+)
 from lookalike.errors import ConfigError
 
 
@@ -71,5 +81,53 @@ def test_cosine_is_in_zero_two():
 
 
 def test_unknown_metric_names_the_value():
-    with pytest.raises(ConfigError, match="manhattan"):
+    with pytest.raises(ConfigError, match="unknown distance 'manhattan'; choose one of "
+                       "euclidean, squared_euclidean, cosine"):
         pairwise_distance(torch.zeros(2, 2), metric="manhattan")
+
+
+def test_metrics_are_the_registered_names():
+    assert METRICS == DISTANCES.names() == ("euclidean", "squared_euclidean", "cosine")
+    assert all(get_distance(name).name == name for name in METRICS)
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_faiss_scores_become_the_distance(name):
+    """Searching by the distance's FAISS metric, then ``from_faiss``, gives ``pairwise``:
+    the contract the search index relies on (inputs normalised where ``unit_vectors``)."""
+    distance = get_distance(name)
+    rng = np.random.default_rng(0)
+    x, y = (rng.normal(size=(n, 6)).astype(np.float32) * 3 for n in (5, 40))
+    if distance.unit_vectors:
+        x, y = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (x, y))
+    index = faiss.IndexFlat(6, distance.faiss_metric_type())
+    index.add(y)
+    scores, found = index.search(x, 40)
+    exact = distance.pairwise(torch.from_numpy(x).double(), torch.from_numpy(y).double())
+    np.testing.assert_allclose(distance.from_faiss(scores),
+                               np.take_along_axis(exact.numpy(), found, axis=1), atol=1e-4)
+    np.testing.assert_array_equal(found[:, 0], exact.argmin(dim=1).numpy())  # nearest first
+
+
+def test_a_registered_distance_is_usable_by_name():
+    def chebyshev(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, y, p=float("inf"))
+
+    toy = register_distance(Distance("chebyshev", chebyshev, faiss_metric="Linf",
+                                     from_faiss=lambda s: s))
+    try:
+        x, y = _rows(4, 3, 5), _rows(6, 3, 6)
+        torch.testing.assert_close(pairwise_distance(x, y, "chebyshev"),
+                                   (x[:, None] - y[None]).abs().amax(dim=2))
+        assert "chebyshev" in DISTANCES and toy.faiss_metric_type() == faiss.METRIC_Linf
+        with pytest.raises(ConfigError, match="distance 'chebyshev' is already registered"):
+            register_distance(toy)
+    finally:
+        DISTANCES.unregister("chebyshev")
+    assert "chebyshev" not in DISTANCES
+
+
+def test_an_unknown_faiss_metric_is_named():
+    bad = Distance("bad", pairwise_distance, faiss_metric="NOPE")
+    with pytest.raises(ConfigError, match="distance 'bad': FAISS has no metric 'NOPE'"):
+        bad.faiss_metric_type()

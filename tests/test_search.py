@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from lookalike.data import ArrayCollection, decode_image
+from lookalike.distances import METRICS
 from lookalike.errors import ConfigError, LookalikeError, SearchIndexError
 from lookalike.models import embed, load_checkpoint
 from lookalike.search import Index, IndexSpec
@@ -30,6 +31,7 @@ from lookalike.search import build as build_module
 from lookalike.search import store as store_module
 from lookalike.search.vectors import (
     build_vector_index,
+    for_distance,
     remove_vectors,
     stored_ids,
     stored_vectors,
@@ -137,7 +139,8 @@ def test_build_from_class_folder_labels_items_by_folder(labelled: Index, checkpo
     assert len(labelled) == 48
     info = labelled.info()
     assert info["items"] == 48 and info["kind"] == "flat" and info["dim"] == 16
-    assert info["metric"] == "ip"  # unit-norm embeddings are searched by inner product
+    assert info["distance"] == "euclidean"  # the model's distance, searched by FAISS's L2
+    assert info["metric"] == "L2"
     assert info["fingerprint"] == info_of_checkpoint.fingerprint
     assert info["labels"] == {"class_0": 16, "class_1": 16, "class_2": 16}
     records = labelled.records(labelled.store.all_ids().tolist())
@@ -214,7 +217,8 @@ def test_search_vectors_agrees_with_brute_force(labelled: Index, tiny_folder: Pa
     for row in range(len(queries)):
         exact_of = dict(zip(ids.tolist(), exact[row], strict=True))
         # Each reported distance is the true Euclidean distance of the id it names (compared
-        # squared: sqrt(2 - 2 cos) in float32 puts a self-match at ~3e-4, not 0) ...
+        # squared: the square root of a float32 squared distance puts a self-match at ~3e-4,
+        # not 0) ...
         reported = found.distances[row].astype(np.float64)
         np.testing.assert_allclose(reported ** 2,
                                    [exact_of[i] ** 2 for i in found.ids[row].tolist()],
@@ -271,6 +275,22 @@ def test_more_like_leaves_the_item_itself_out(kind: str, built_kinds: dict[str, 
             plain = index.search_vectors(vectors[item_id][None], 5)
             assert plain.ids[0, 0] == item_id
             assert [hit.id for hit in hits] == plain.ids[0, 1:].tolist()
+
+
+def test_search_options_override_the_stored_knobs_for_a_session(
+        built_kinds: dict[str, Path]) -> None:
+    import faiss
+
+    options = {"ef_search": 7, "nprobe": 2, "hnsw_m": None}  # None: not given
+    with Index.open(built_kinds["hnsw"], search_options=options) as hnsw:
+        assert hnsw.spec.get("ef_search") == 7 and "nprobe" not in hnsw.spec.options
+        assert faiss.downcast_index(hnsw.vectors.index).hnsw.efSearch == 7
+    with Index.open(built_kinds["ivf"], search_options=options) as ivf:
+        assert faiss.downcast_index(ivf.vectors.index).nprobe == 2
+    with Index.open(built_kinds["ivf"]) as stored:  # nothing was written
+        assert stored.spec.get("nprobe") == 16
+    with pytest.raises(ConfigError, match="hnsw_m is fixed when an index is built"):
+        Index.open(built_kinds["hnsw"], search_options={"hnsw_m": 8})
 
 
 # -- adding ----------------------------------------------------------------------------------
@@ -368,7 +388,7 @@ def test_removing_an_unknown_id_removes_nothing(kind: str, built_kinds: dict[str
     folder = copy_index(built_kinds[kind], tmp_path)
     before = folder_state(folder)
     with Index.open(folder) as index:
-        with pytest.raises(SearchIndexError, match="no item with id 999 .*nothing was removed"):
+        with pytest.raises(SearchIndexError, match=r"no item with id 999 .*nothing was removed"):
             index.remove([3, 999])
         with pytest.raises(SearchIndexError, match="empty index"):
             index.remove(index.store.all_ids().tolist())
@@ -376,22 +396,23 @@ def test_removing_an_unknown_id_removes_nothing(kind: str, built_kinds: dict[str
     assert folder_state(folder) == before
 
 
-@pytest.mark.parametrize("metric", ["ip", "l2"])
+@pytest.mark.parametrize("distance", METRICS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_vector_index_removal_keeps_ids_and_vectors_together(kind: str, metric: str) -> None:
+def test_vector_index_removal_keeps_ids_and_vectors_together(kind: str, distance: str) -> None:
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(600, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.arange(600, dtype=np.int64) * 3 + 7  # ids are not positions
     spec = IndexSpec(kind=kind, hnsw_m=16, nprobe=4)  # IVF: 15 cells, 4 searched
-    index = build_vector_index(vectors, ids, spec, metric)
+    index = build_vector_index(vectors, ids, spec, distance)
     removed = ids[::4]
     shrunk = remove_vectors(index, removed, spec)
     kept = ~np.isin(ids, removed)
     assert shrunk.ntotal == int(kept.sum())
     assert set(stored_ids(shrunk).tolist()) == set(ids[kept].tolist())
-    # Every stored vector still sits under its own id ...
-    original = dict(zip(ids.tolist(), vectors, strict=True))
+    # Every stored vector (as the distance stores it: unit-norm for cosine) still sits
+    # under its own id ...
+    original = dict(zip(ids.tolist(), for_distance(vectors, distance), strict=True))
     for item_id, vector in zip(stored_ids(shrunk).tolist(), stored_vectors(shrunk),
                                strict=True):
         np.testing.assert_array_equal(vector, original[item_id])
@@ -616,10 +637,10 @@ def test_missing_or_damaged_index_folders(labelled: Index, tmp_path: Path) -> No
 
     def from_the_future(folder: Path) -> None:
         with contextlib.closing(sqlite3.connect(folder / "index.sqlite")) as db, db:
-            db.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+            db.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
 
-    newer = damaged("v2", from_the_future)
-    assert "format 2" in newer and "rebuild" in newer
+    newer = damaged("v99", from_the_future)
+    assert "format 99" in newer and "rebuild" in newer
 
 
 # -- duplicates ------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_health_describes_the_index(client: TestClient, index: Index) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "items": ITEMS, "kind": index.kind,
-                                "model": index.fingerprint}
+                                "distance": "euclidean", "model": index.fingerprint}
 
 
 def test_root_serves_the_search_page(client: TestClient) -> None:
@@ -142,6 +142,7 @@ def test_search_finds_the_uploaded_collection_image_first(client: TestClient,
     answer = response.json()
     assert answer["query"] == "shoe.png"
     assert answer["k"] == 7
+    assert answer["distance"] == "euclidean"
     assert answer["seconds"] >= 0
     results = answer["results"]
     assert [r["rank"] for r in results] == list(range(1, 8))
@@ -154,6 +155,29 @@ def test_search_finds_the_uploaded_collection_image_first(client: TestClient,
     for result in results:
         assert result["image_url"] == f"/api/items/{result['id']}/image"
         assert {"source", "added_at"} <= set(result)
+
+
+def test_results_are_in_the_models_distance(query_png: bytes,
+                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A model trained with squared Euclidean distances is served in that unit: the API
+    answers what ``Index.search`` and a brute force over the model's embeddings say."""
+    with build_tiny_index(tmp_path_factory.mktemp("squared"), "squared_euclidean") as index, \
+            TestClient(create_app(index, SETTINGS)) as squared:
+        assert squared.get("/api/health").json()["distance"] == "squared_euclidean"
+        answer = search(squared, query_png, k=6).json()
+        assert answer["distance"] == "squared_euclidean"
+        expected = index.search([Image.open(io.BytesIO(query_png))], k=6)[0]
+        assert [(r["id"], r["distance"]) for r in answer["results"]] == [
+            (hit.id, pytest.approx(hit.distance)) for hit in expected]
+        records = index.records(range(ITEMS))
+        gallery = index.embed([records[i].path for i in range(ITEMS)]).astype(np.float64)
+        query = index.embed(Image.open(io.BytesIO(query_png))).astype(np.float64)
+        exact = ((gallery - query) ** 2).sum(axis=1)
+        for result in answer["results"]:
+            assert result["distance"] == pytest.approx(exact[result["id"]], rel=1e-5, abs=1e-5)
+        assert answer["results"][-1]["distance"] > 1e-2  # distances of order 1, not rounding
+        similar = squared.get(f"/api/items/{QUERY_ID}/similar", params={"k": 3}).json()
+        assert similar["distance"] == "squared_euclidean"
 
 
 def test_search_without_k_uses_the_default(client: TestClient, query_png: bytes) -> None:

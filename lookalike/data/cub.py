@@ -87,7 +87,7 @@ def load_cub200(root: str | os.PathLike[str], split: str | None = None,
         if class_id not in index:
             raise DataError(f"{labels_path}:{label_line}: class id {class_id} is not in "
                             f"{classes_path.name}")
-        paths.append(os.path.join(folder, "images", relative))
+        paths.append(os.path.join(folder, "images", str(relative)))
         labels.append(index[class_id])
         lines.append(line)
     if check_files:

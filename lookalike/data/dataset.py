@@ -22,7 +22,7 @@ def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
     """(B, 3, H, W) uint8 -> (B, 1, H, W) uint8, bit-exact with Pillow's ``convert("L")``
     (ITU-R 601-2: L = (19595 R + 38470 G + 7471 B + 2**15) >> 16)."""
     weights = np.array([19595, 38470, 7471], dtype=np.int32).reshape(1, 3, 1, 1)
-    luma = (rgb.astype(np.int32) * weights).sum(axis=1, keepdims=True)
+    luma: np.ndarray = (rgb.astype(np.int32) * weights).sum(axis=1, keepdims=True)
     return ((luma + 0x8000) >> 16).astype(np.uint8)
 
 
@@ -39,15 +39,19 @@ class ImageDataset(Dataset):
     def __init__(self, collection: ImageCollection, size: int | tuple[int, int] | None = None,
                  channels: int | None = None) -> None:
         self.collection = collection
-        is_array = isinstance(collection, ArrayCollection)
+        arrays = collection if isinstance(collection, ArrayCollection) else None
         if channels is None:
-            channels = 1 if is_array and collection.pixels.ndim == 3 else 3
+            channels = 1 if arrays is not None and arrays.pixels.ndim == 3 else 3
         if channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {channels}")
         self.channels = channels
-        if size is None and not is_array:
+        self.size: tuple[int, int]
+        if size is not None:
+            self.size = as_size(size)
+        elif arrays is not None:
+            self.size = (int(arrays.pixels.shape[1]), int(arrays.pixels.shape[2]))
+        else:
             raise ConfigError("an image size is required for image files (they differ in size)")
-        self.size = as_size(size) if size is not None else tuple(collection.pixels.shape[1:3])
 
     def __len__(self) -> int:
         return len(self.collection)
@@ -61,20 +65,20 @@ class ImageDataset(Dataset):
         index = as_indices(indices, len(self))
         labels = torch.from_numpy(self.collection.labels[index])
         if isinstance(self.collection, ArrayCollection):
-            images = self._array_batch(index)
+            images = self._array_batch(self.collection, index)
         elif len(index):
             images = torch.stack([self[i][0] for i in index.tolist()])
         else:
             images = torch.empty((0, self.channels, *self.size))
         return images, labels, torch.from_numpy(index)
 
-    def _array_batch(self, index: np.ndarray) -> torch.Tensor:
+    def _array_batch(self, collection: ArrayCollection, index: np.ndarray) -> torch.Tensor:
         """The in-memory fast path, matching ``__getitem__`` (Pillow) to within rounding.
 
         Slicing and conversion run in numpy: single-threaded, they cost ~20 us for a
         128-image Fashion-MNIST batch and never wait for a busy thread pool.
         """
-        pixels = np.take(self.collection.pixels, index, axis=0)  # (B, H, W[, 3]) uint8
+        pixels = np.take(collection.pixels, index, axis=0)  # (B, H, W[, 3]) uint8
         pixels = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)
         if self.channels == 1 and pixels.shape[1] == 3:
             pixels = rgb_to_luma(pixels)

@@ -92,6 +92,7 @@ def scan_image_folder(root: str | os.PathLike[str], split: str | None = None,
     """
     root = Path(root)
     subfolders = [p.name for p in _visible_subfolders(root)]
+    trees: dict[str | None, dict[str, list[Path]]]  # split (None: no split folders) -> tree
     if all(name.lower() in SPLIT_NAMES for name in subfolders):
         if split is not None and split not in subfolders:
             raise DataError(f"{root}: no {split!r} split folder (found {', '.join(subfolders)})")

@@ -8,7 +8,7 @@ says which file is missing or broken instead of failing mid-training.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ def listing_folder(root: str | os.PathLike[str],
     return folder
 
 
-def read_listing(path: Path, columns: dict[str, type], header: bool = False) -> list[Row]:
+def read_listing(path: Path, columns: Mapping[str, type], header: bool = False) -> list[Row]:
     """The rows of a whitespace-separated listing with exactly ``columns`` per line.
 
     Args:

@@ -73,7 +73,7 @@ def read_manifest(csv_path: str | os.PathLike[str], split: str | None = None,
     names = sorted({label for _, _, label, _ in rows}, key=natural_key)
     index = {name: i for i, name in enumerate(names)}
     if split is not None and has_split:
-        found = sorted({s for *_, s in rows})
+        found = sorted({s for *_, s in rows if s is not None})  # all set with a split column
         rows = [row for row in rows if row[3] == split]
         if not rows:
             raise DataError(f"{csv_path}: no rows of split {split!r} (found {', '.join(found)})")

@@ -43,7 +43,7 @@ def split_by_item(labels: Indices, fraction: float,
         return np.arange(len(labels)), np.arange(0)
     order = np.random.default_rng(seed).permutation(len(labels))
     order = order[np.argsort(labels[order], kind="stable")]  # grouped by class, shuffled within
-    classes, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
     held_per_class = np.rint(counts * fraction).astype(np.int64)
     held_per_class = np.where(counts >= 2, np.clip(held_per_class, 1, counts - 1), 0)
     rank = np.arange(len(order)) - np.repeat(starts, counts)  # position within its class

@@ -30,7 +30,8 @@ def _matches(knn_labels: np.ndarray, query_labels: np.ndarray, columns: int) -> 
     if columns > knn_labels.shape[1]:
         raise ConfigError(f"need {columns} neighbours per query, knn_labels has "
                           f"{knn_labels.shape[1]}")
-    return knn_labels[:, :columns] == query_labels[:, None]
+    matches: np.ndarray = knn_labels[:, :columns] == query_labels[:, None]
+    return matches
 
 
 def precision_at_k(knn_labels: np.ndarray, query_labels: np.ndarray, k: int) -> np.ndarray:
@@ -39,7 +40,8 @@ def precision_at_k(knn_labels: np.ndarray, query_labels: np.ndarray, k: int) -> 
     Args:
         knn_labels: (Q, >=k) neighbour labels.  query_labels: (Q,).  k: cut-off.
     """
-    return _matches(knn_labels, query_labels, k).sum(axis=1) / k
+    share: np.ndarray = _matches(knn_labels, query_labels, k).sum(axis=1) / k
+    return share
 
 
 def recall_at_k(knn_labels: np.ndarray, query_labels: np.ndarray, k: int) -> np.ndarray:
@@ -48,7 +50,8 @@ def recall_at_k(knn_labels: np.ndarray, query_labels: np.ndarray, k: int) -> np.
     Args:
         knn_labels: (Q, >=k) neighbour labels.  query_labels: (Q,).  k: cut-off.
     """
-    return _matches(knn_labels, query_labels, k).any(axis=1).astype(np.float64)
+    found = np.asarray(_matches(knn_labels, query_labels, k).any(axis=1), dtype=np.float64)
+    return found
 
 
 def _first_r(
@@ -58,7 +61,9 @@ def _first_r(
     r = np.asarray(r, dtype=np.int64)
     if r.shape != (np.asarray(query_labels).shape[0],) or (r < 0).any():
         raise DataError(f"r must be (Q,) non-negative counts, got shape {r.shape}")
-    width = int(r.max(initial=0))
+    # Every row is as wide as the table, not as the block's largest R: a sum's rounding
+    # depends on its length, and the averages must not depend on how queries are blocked
+    width = max(int(r.max(initial=0)), np.asarray(knn_labels).shape[1])
     within = np.arange(width) < r[:, None]  # (Q, max R)
     hits = _matches(knn_labels, query_labels, width) & within
     return hits, np.where(r > 0, r, np.nan)
@@ -72,7 +77,8 @@ def r_precision(knn_labels: np.ndarray, query_labels: np.ndarray, r: np.ndarray)
         r: (Q,) R per query (``relevant_counts``).
     """
     hits, r_float = _first_r(knn_labels, query_labels, r)
-    return hits.sum(axis=1) / r_float
+    share: np.ndarray = hits.sum(axis=1) / r_float
+    return share
 
 
 def map_at_r(knn_labels: np.ndarray, query_labels: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -87,7 +93,8 @@ def map_at_r(knn_labels: np.ndarray, query_labels: np.ndarray, r: np.ndarray) ->
     """
     hits, r_float = _first_r(knn_labels, query_labels, r)  # (Q, max R)
     precision = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)  # P(i)
-    return (precision * hits).sum(axis=1) / r_float
+    average: np.ndarray = (precision * hits).sum(axis=1) / r_float
+    return average
 
 
 def relevant_counts(
@@ -104,4 +111,5 @@ def relevant_counts(
         return np.zeros(len(query_labels), dtype=np.int64)
     where = np.searchsorted(classes, query_labels).clip(max=len(classes) - 1)
     r = np.where(classes[where] == query_labels, counts[where], 0) - int(leave_one_out)
-    return np.maximum(r, 0).astype(np.int64)
+    counted: np.ndarray = np.maximum(r, 0).astype(np.int64)
+    return counted

@@ -31,7 +31,8 @@ def evaluate_checkpoint(
     device: str = "cpu",
     show_progress: bool = True,
 ) -> CheckpointEvaluation:
-    """Leave-one-out retrieval metrics of ``checkpoint`` on ``data``'s ``split``."""
+    """Leave-one-out retrieval metrics of ``checkpoint`` on ``data``'s ``split``, ranked by
+    the distance the checkpoint's model was trained with."""
     model, info = load_checkpoint(checkpoint)
     collection = open_collection(data, split=split)
     if limit is not None and limit < len(collection):
@@ -39,5 +40,5 @@ def evaluate_checkpoint(
     config = info.config
     dataset = ImageDataset(collection, size=config.input_size, channels=config.in_channels)
     embeddings = embed(model, dataset, batch_size=512, device=device, progress=show_progress)
-    metrics = evaluate_embeddings(embeddings, collection.labels)
+    metrics = evaluate_embeddings(embeddings, collection.labels, distance=config.distance)
     return CheckpointEvaluation(metrics=metrics, embeddings=embeddings, dataset=dataset)

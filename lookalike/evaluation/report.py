@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lookalike.distances import Distance, get_distance
 from lookalike.errors import ConfigError, DataError
 from lookalike.evaluation import metrics as m
 from lookalike.evaluation.knn import iter_knn
@@ -63,7 +64,7 @@ def evaluate_embeddings(
     query_mask: object | None = None,
     gallery: tuple[object, object] | None = None,
     ks: Sequence[int] = (1, 5, 10),
-    metric: str = "cosine",
+    distance: str | Distance = "euclidean",
     chunk_size: int | None = None,
     backend: str = "faiss",
 ) -> RetrievalMetrics:
@@ -75,10 +76,12 @@ def evaluate_embeddings(
         gallery: (gallery_embeddings (M, D), gallery_labels (M,)): ``embeddings`` are then
             the queries. Neither given: leave-one-out over ``embeddings``.
         ks: cut-offs for Precision@k and Recall@k; a k above the gallery size is capped.
-        metric: "cosine" or "euclidean".
+        distance: the registered distance to rank by (lookalike.distances): the one the
+            model was trained with (``EmbedderConfig.distance``).
         chunk_size: queries per k-NN block (default: about 64 MB of float64 scores).
         backend: k-NN candidates from "faiss" or "torch" (same exact ranking; knn.py).
     """
+    distance = get_distance(distance)  # an unknown name fails before any work
     emb, lab = _numpy(embeddings), _numpy(labels)
     if lab.ndim != 1:
         raise DataError(f"labels must be 1-D (N,), got shape {lab.shape}")
@@ -105,12 +108,12 @@ def evaluate_embeddings(
     r = m.relevant_counts(lab, g_lab, leave_one_out=leave_one_out)
     scored = np.flatnonzero(r > 0)  # queries that can retrieve something relevant
     if len(scored) == 0:
-        nan = {k: math.nan for k in ks}
+        nan = dict.fromkeys(ks, math.nan)
         return RetrievalMetrics(math.nan, nan, dict(nan), num_skipped=len(lab))
     available = len(g_emb) - int(leave_one_out)
     k_search = min(max(max(ks), int(r.max())), available)
     per_query = np.zeros((2 * len(ks) + 2, len(scored)))  # P@k..., R@k..., R-Prec, MAP@R
-    blocks = iter_knn(emb[scored], k_search, g_emb, metric=metric, chunk_size=chunk_size,
+    blocks = iter_knn(emb[scored], k_search, g_emb, distance=distance, chunk_size=chunk_size,
                       backend=backend, exclude=scored if leave_one_out else None)
     for block in blocks:
         at = slice(block.start, block.start + len(block.indices))

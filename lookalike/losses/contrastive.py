@@ -1,6 +1,6 @@
 """ContrastiveLoss: siamese training on pairs (a, b, same?) with a positive:negative ratio.
 
-For a pair at distance d with y = 1 when both items share a label (DESIGN 2.2)::
+For a pair at distance d with y = 1 when both items share a label (docs/design.md 2.2)::
 
     L = y * max(d - m_pos, 0) + (1 - y) * max(m_neg - d, 0)            (PML's form)
     L = y * max(d - m_pos, 0)^2 + (1 - y) * max(m_neg - d, 0)^2        (squared=True)

@@ -15,7 +15,11 @@ def stats_from_sums(
     sum_ap: torch.Tensor | float,
     sum_an: torch.Tensor | float,
 ) -> LossStats:
-    """LossStats from running sums (one host sync), for losses that never list triplets.
+    """LossStats from running sums, for losses that never list triplets.
+
+    The four values reach the host in one transfer, this function's only sync. A training
+    step syncs more than this: the loop also reads the loss itself (to check it is finite,
+    to add it to the epoch's sums, and for the progress bar).
 
     Args:
         num_triplets: valid triplets considered.  num_positive: those with loss > 0.
@@ -26,7 +30,7 @@ def stats_from_sums(
     stacked = torch.stack(
         [torch.as_tensor(v, dtype=torch.float64, device=device).detach() for v in values]
     )
-    total, positive, ap, an = stacked.tolist()  # the only host sync
+    total, positive, ap, an = stacked.tolist()  # one host sync for all four values
     if total == 0:
         return LossStats(0.0, 0, math.nan, math.nan)
     return LossStats(positive / total, int(total), ap / total, an / total)
@@ -53,7 +57,7 @@ def pair_stats(distances: torch.Tensor, same: torch.Tensor, losses: torch.Tensor
 
     fraction_positive: share of pairs with loss > 0; num_triplets: number of pairs;
     mean_positive_distance / mean_negative_distance: mean d over same- / other-label pairs
-    (nan when there were none of that kind).
+    (nan when there were none of that kind). One host sync, like ``stats_from_sums``.
 
     Args:
         distances: (P,) pair distances.  same: (P,) bool.  losses: (P,) their losses.
@@ -66,7 +70,7 @@ def pair_stats(distances: torch.Tensor, same: torch.Tensor, losses: torch.Tensor
         torch.where(same, d, 0.0).sum(),
         torch.where(same, 0.0, d).sum(),
     ])
-    total, positive, n_same, sum_same, sum_other = stacked.tolist()  # the only host sync
+    total, positive, n_same, sum_same, sum_other = stacked.tolist()  # one host sync
     n_other = total - n_same
     return LossStats(
         positive / total if total else 0.0,

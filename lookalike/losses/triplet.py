@@ -33,10 +33,13 @@ from lookalike.losses.reduction import REDUCERS
 from lookalike.losses.stats import triplet_stats
 from lookalike.mining.masks import DEFAULT_CHUNK_ELEMENTS
 from lookalike.mining.offline import layout_triplets
-from lookalike.mining.online import SELECTORS, Selector
+from lookalike.mining.online import SELECTORS, Selector, online_selections
 from lookalike.types import LossOutput
 
-SELECTIONS = ("batch-all", "batch-hard", "semi-hard", "semi-hard-all", "offline")
+
+def triplet_selections() -> tuple[str, ...]:
+    """What TripletLoss accepts: the online selections and "offline" (a laid-out batch)."""
+    return (*online_selections(), "offline")
 
 
 def _check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
@@ -48,7 +51,8 @@ class TripletLoss(nn.Module):
     """Triplet margin loss over in-batch (or offline) triplets; returns LossOutput.
 
     Args:
-        selection: one of SELECTIONS (see the module docstring).
+        selection: one of :func:`triplet_selections` (see the module docstring); the
+            selectors come from the ``lookalike.mining.online.SELECTORS`` registry.
         distance: "euclidean", "squared_euclidean" or "cosine" (lookalike.distances).
         margin: hinge margin m >= 0 (also the band of "semi-hard-all"); unused by the
             soft-plus itself.
@@ -68,7 +72,7 @@ class TripletLoss(nn.Module):
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     ) -> None:
         super().__init__()
-        _check_choice("triplet selection", selection, SELECTIONS)
+        _check_choice("triplet selection", selection, triplet_selections())
         _check_choice("distance", distance, METRICS)
         _check_choice("reduction", reduction, list(REDUCERS))
         if not margin >= 0:
@@ -88,9 +92,9 @@ class TripletLoss(nn.Module):
         """The triplet selector for this loss's selection (batch-all has none: it sums)."""
         if self.selection == "offline":
             return layout_triplets
-        if self.selection not in SELECTORS:
-            raise ConfigError(f"selection {self.selection!r} lists no triplets; it sums them all")
-        return SELECTORS[self.selection]
+        if self.selection == "batch-all":
+            raise ConfigError("selection 'batch-all' lists no triplets; it sums them all")
+        return SELECTORS.get(self.selection)
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> LossOutput:
         """Loss and stats of one batch.

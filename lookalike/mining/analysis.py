@@ -18,7 +18,8 @@ import numpy as np
 from lookalike.distances import pairwise_distance
 from lookalike.errors import DataError
 from lookalike.mining.distribution import distance_distribution
-from lookalike.mining.pools import Pools, prepare_inputs
+from lookalike.mining.inputs import prepare_inputs
+from lookalike.mining.pools import Pools
 
 
 @dataclass
@@ -51,7 +52,7 @@ class PoolAnalysis:
 def analyze_pools(embeddings: np.ndarray, labels: np.ndarray, pools: Pools, *,
                   sample_anchors: int = 2000, examples: int = 3, seed: int = 0) -> PoolAnalysis:
     """Distance distribution of ``embeddings`` with the ``pools`` mined from them overlaid."""
-    metric = pools.config.metric
+    metric = pools.config.distance
     summary = distance_distribution(embeddings, labels, sample_anchors=sample_anchors,
                                     seed=seed, metric=metric)
     x, codes = prepare_inputs(embeddings, labels, metric)
@@ -83,7 +84,8 @@ def analyze_pools(embeddings: np.ndarray, labels: np.ndarray, pools: Pools, *,
 
 def _valid(distances: np.ndarray) -> list[float]:
     flat = np.asarray(distances, dtype=np.float64).ravel()
-    return flat[~np.isnan(flat)].round(4).tolist()
+    values: list[float] = flat[~np.isnan(flat)].round(4).tolist()
+    return values
 
 
 def load_analysis(pools: Pools, path: str) -> PoolAnalysis:

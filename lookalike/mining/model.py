@@ -1,8 +1,8 @@
 """Mining models: what embeds the whole training set before pools are mined.
 
-Three kinds (DESIGN 2.1, step 1): an ImageNet-pretrained backbone used as a fixed feature
-extractor (its pooled features, L2-normalised; no head, since an untrained head would only
-scramble them), a lookalike checkpoint, or the model being trained (passed in directly).
+Three kinds (docs/design.md 2.1, step 1): an ImageNet-pretrained backbone used as a fixed
+feature extractor (its pooled features, L2-normalised; no head, since an untrained head would
+only scramble them), a lookalike checkpoint, or the model being trained (passed in directly).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from torch import nn
 from lookalike.data import ImageDataset, check_trainable, open_collection
 from lookalike.errors import ConfigError
 from lookalike.mining.analysis import analyze_pools
-from lookalike.mining.pools import PoolConfig, Pools, mine_pools
+from lookalike.mining.pool_search import mine_pools
+from lookalike.mining.pools import PoolConfig, Pools
 from lookalike.models import EmbedderConfig, build_embedder, embed
 from lookalike.models.checkpoint import load_checkpoint
 from lookalike.models.embedder import BatchDataset, Embedder

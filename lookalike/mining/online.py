@@ -21,6 +21,7 @@ from lookalike.mining.masks import (
     same_label_mask,
     sorted_negatives,
 )
+from lookalike.registry import Registry
 from lookalike.types import Triplets
 
 Selector = Callable[[torch.Tensor, torch.Tensor, float], Triplets]
@@ -127,8 +128,14 @@ def semi_hard_all(dist: torch.Tensor, labels: torch.Tensor, margin: float = 0.2)
     return Triplets(anchor, pos_index.reshape(-1)[pair], order[anchor, column])
 
 
-SELECTORS: dict[str, Selector] = {
-    "batch-hard": batch_hard,
-    "semi-hard": semi_hard,
-    "semi-hard-all": semi_hard_all,
-}
+# The in-batch selectors by name; docs/extending.md adds one. Batch-all is a selection too,
+# but it has no selector: its loss sums every valid triplet without listing them.
+SELECTORS: Registry[Selector] = Registry("in-batch selection")
+SELECTORS.register("batch-hard", batch_hard)
+SELECTORS.register("semi-hard", semi_hard)
+SELECTORS.register("semi-hard-all", semi_hard_all)
+
+
+def online_selections() -> tuple[str, ...]:
+    """Every in-batch selection a P x K batch can train with: batch-all and the selectors."""
+    return ("batch-all", *SELECTORS.names())

@@ -1,7 +1,7 @@
 """Contrastive pair selection: every positive pair of a batch and negatives in a set ratio.
 
-Siamese training (DESIGN 2.2) learns from pairs (a, b, same?). In a batch of B items a
-P x K batch holds P * K(K-1)/2 positive pairs but far more negatives, (B^2 - P*K^2)/2, so
+Siamese training (docs/design.md 2.2) learns from pairs (a, b, same?). In a batch of B
+items a P x K batch holds P * K(K-1)/2 positive pairs but far more negatives, (B^2 - P*K^2)/2, so
 the negatives are subsampled to ``positives * neg / pos`` for a ratio ``pos:neg``.
 
 Policy (deliberate):

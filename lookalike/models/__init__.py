@@ -34,8 +34,8 @@ __all__ = [
     "list_backbones",
     "load_checkpoint",
     "load_training_state",
-    "pretrained_normalization",
     "model_fingerprint",
+    "pretrained_normalization",
     "save_checkpoint",
     "save_training_state",
 ]

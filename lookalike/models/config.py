@@ -11,7 +11,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from lookalike.distances import DISTANCES
 from lookalike.errors import ConfigError
+
+ADDED_LATER: dict[str, Any] = {"distance": "euclidean"}
+"""Fields added after the first checkpoints were written, with the value a checkpoint
+without them means. :meth:`EmbedderConfig.fingerprint_fields` leaves such a field out
+while it holds that value, so older checkpoints, and the index folders built from them,
+keep their fingerprints."""
 
 
 @dataclass
@@ -31,6 +38,8 @@ class EmbedderConfig:
         normalize: L2-normalise the embeddings.
         head_batchnorm: BatchNorm1d after the head's projection.
         backbone_options: extra backbone arguments, e.g. ``{"widths": [32, 64, 128]}``.
+        distance: the registered distance (lookalike.distances) the model was trained
+            with: validation ranks by it, an index searches by it and reports it.
     """
 
     backbone: str = "small-cnn"
@@ -42,6 +51,7 @@ class EmbedderConfig:
     normalize: bool = True
     head_batchnorm: bool = False
     backbone_options: dict[str, Any] = field(default_factory=dict)
+    distance: str = "euclidean"
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(v) for v in self.mean)
@@ -52,6 +62,9 @@ class EmbedderConfig:
         if not self.mean or len(self.mean) != len(self.std) or min(self.std) <= 0:
             raise ConfigError(f"mean and std need the same length and std > 0, got "
                               f"mean={self.mean}, std={self.std}")
+        if self.distance not in DISTANCES:
+            raise ConfigError(f"distance {self.distance!r} is not a registered distance; "
+                              f"choose one of {', '.join(DISTANCES.names())}")
         try:  # JSON round trip: lists, not tuples, so that a loaded config compares equal
             self.backbone_options = json.loads(json.dumps(dict(self.backbone_options)))
         except (TypeError, ValueError) as exc:
@@ -63,9 +76,19 @@ class EmbedderConfig:
         out["mean"], out["std"] = list(self.mean), list(self.std)
         return out
 
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """What the model fingerprint hashes: :meth:`to_dict` less the ``ADDED_LATER``
+        fields that hold the value their absence meant."""
+        out = self.to_dict()
+        for name, implied in ADDED_LATER.items():
+            if out[name] == implied:
+                del out[name]
+        return out
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EmbedderConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are an error, not ignored."""
+    def from_dict(cls, data: object) -> EmbedderConfig:
+        """Rebuild from :meth:`to_dict` output (read from JSON, so checked to be an object);
+        unknown keys are an error, not ignored."""
         if not isinstance(data, dict):
             kind = type(data).__name__
             raise ConfigError(f"an embedder config must be a JSON object, got {kind}")

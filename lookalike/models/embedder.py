@@ -8,7 +8,7 @@ embedded its training images, whoever calls it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ class Embedder(nn.Module):
         backbone: a module honouring the backbone contract (``feature_dim``, ``in_channels``).
         head: the EmbeddingHead on top of it.
     """
+
+    mean: torch.Tensor  # (1, C, 1, 1) buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, config: EmbedderConfig, backbone: nn.Module, head: EmbeddingHead) -> None:
         super().__init__()
@@ -106,7 +109,8 @@ class Embedder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images in [0, 1] -> (B, D) embeddings (unit-norm if configured)."""
-        return self.head(self.backbone(self.preprocess(images)))
+        embeddings: torch.Tensor = self.head(self.backbone(self.preprocess(images)))
+        return embeddings
 
 
 def _convertible(data_channels: int, model_channels: int) -> bool:
@@ -130,7 +134,10 @@ def build_embedder(config: EmbedderConfig, *, pretrained: bool = True,
         net = create_backbone(backbone if backbone is not None else config.backbone,
                               in_channels=config.in_channels, pretrained=pretrained,
                               input_size=config.input_size, **options)
-        head = EmbeddingHead(int(net.feature_dim), config.embedding_dim,
+        # the backbone contract guarantees an int ``feature_dim``; nn.Module's attribute
+        # lookup is typed Tensor | Module, which hides it from the type checker
+        feature_dim = cast(int, net.feature_dim)
+        head = EmbeddingHead(int(feature_dim), config.embedding_dim,
                              normalize=config.normalize, batchnorm=config.head_batchnorm)
     return Embedder(config, net, head)
 

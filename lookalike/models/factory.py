@@ -6,14 +6,15 @@ See ``backbones.py`` for the contract: ``feature_dim``, ``in_channels`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from lookalike.errors import ConfigError
 from lookalike.models.backbones import EfficientNetLite0, SmallCNN
+from lookalike.registry import Registry
 
 
 class ModuleBackbone(nn.Module):
@@ -57,6 +58,16 @@ class ModuleBackbone(nn.Module):
         return self._pool(self.module(x))
 
 
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build a named backbone, and the input normalisation its pretrained weights
+    expect (as timm keeps a pretrained config with each model); None: no pretrained
+    weights, so a model normalises with its training data's own channel statistics."""
+
+    build: Callable[..., nn.Module]  # (in_channels, pretrained, input_size, **options)
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+
 def _small_cnn(in_channels: int | None, pretrained: bool, input_size: int | None,
                widths: Sequence[int] = (32, 64, 128)) -> nn.Module:
     return SmallCNN(in_channels or 1, widths)  # no pretrained weights exist: random init
@@ -67,21 +78,22 @@ def _efficientnet_lite0(in_channels: int | None, pretrained: bool,
     return EfficientNetLite0(pretrained)  # fixed 3-channel input: the Embedder converts
 
 
-_BACKBONES: Mapping[str, Callable[..., nn.Module]] = MappingProxyType({
-    "small-cnn": _small_cnn,
-    "efficientnet-lite0": _efficientnet_lite0,
-})
+# The backbones by name (``--backbone`` choices); docs/extending.md adds one.
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+BACKBONES.register("small-cnn", BackboneSpec(_small_cnn))
+BACKBONES.register("efficientnet-lite0",
+                   BackboneSpec(_efficientnet_lite0, EfficientNetLite0.NORMALIZATION))
 
 
 def pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """(mean, std) that a named backbone's pretrained weights expect, or None (no weights:
     normalise with the data's own statistics)."""
-    return {"efficientnet-lite0": EfficientNetLite0.NORMALIZATION}.get(name)
+    return BACKBONES.get(name).normalization if name in BACKBONES else None
 
 
 def list_backbones() -> list[str]:
     """Names accepted by :func:`create_backbone`."""
-    return sorted(_BACKBONES)
+    return sorted(BACKBONES)
 
 
 def create_backbone(name: str | nn.Module, *, in_channels: int | None = None,
@@ -90,7 +102,8 @@ def create_backbone(name: str | nn.Module, *, in_channels: int | None = None,
     """Build a backbone by name, or adapt a user's module, so callers never branch on type.
 
     Args:
-        name: ``"small-cnn"`` or ``"efficientnet-lite0"``, or an ``nn.Module``. A module with a
+        name: a name registered in ``BACKBONES`` (``"small-cnn"``, ``"efficientnet-lite0"``),
+            or an ``nn.Module``. A module with a
             ``feature_dim`` attribute is used as is; any other is wrapped in ModuleBackbone.
         in_channels: channels of the data (default: the backbone's own, 1 for small-cnn).
             A backbone with a fixed input (EfficientNet: 3) ignores it; the Embedder converts.
@@ -104,14 +117,12 @@ def create_backbone(name: str | nn.Module, *, in_channels: int | None = None,
             raise ConfigError(f"options {sorted(options)} only apply to named backbones")
         if hasattr(name, "feature_dim"):
             if not hasattr(name, "in_channels"):
-                name.in_channels = in_channels
+                setattr(name, "in_channels", in_channels)  # noqa: B010  (nn.Module typing)
             return name
         return ModuleBackbone(name, in_channels or 3, input_size or 64)
-    factory = _BACKBONES.get(name)
-    if factory is None:
-        raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(list_backbones())}")
+    spec = BACKBONES.get(name)
     try:
-        return factory(in_channels=in_channels, pretrained=pretrained, input_size=input_size,
+        return spec.build(in_channels=in_channels, pretrained=pretrained, input_size=input_size,
                        **options)
     except TypeError as exc:
         raise ConfigError(f"bad options for backbone {name!r}: {exc}") from exc

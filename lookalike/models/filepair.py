@@ -60,7 +60,8 @@ def read_tensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[s
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            # a safe_open handle, not a dict: it is not iterable
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is damaged: unreadable safetensors ({exc})") from exc
     return tensors, metadata

@@ -66,7 +66,8 @@ def _encode(value: Any, key: str, tensors: dict[str, torch.Tensor], where: Any) 
             name, n = f"{key}#{n}", n + 1
         tag = "__tensor__" if isinstance(value, torch.Tensor) else "__ndarray__"
         try:
-            tensors[name] = value if tag == "__tensor__" else torch.from_numpy(value.copy())
+            tensors[name] = (value if isinstance(value, torch.Tensor)
+                             else torch.from_numpy(value.copy()))
         except TypeError as exc:
             raise CheckpointError(f"cannot save {key!r} in {where}: {exc}") from exc
         return {tag: name}

@@ -11,12 +11,21 @@ dataset. The batch keeps real class labels: two anchors of one class stay positi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from lookalike.errors import ConfigError
 from lookalike.sampling.pk import ClassQueues, PKSampler
+
+
+class HardExamplePools(Protocol):
+    """Per anchor, dataset indices of its hard positives and negatives (-1 padded), as
+    :class:`lookalike.mining.pools.Pools` holds them."""
+
+    positive_index: np.ndarray
+    negative_index: np.ndarray
 
 
 def draw_from_pools(pools: np.ndarray, generator: torch.Generator) -> np.ndarray:
@@ -40,16 +49,17 @@ def draw_from_pools(pools: np.ndarray, generator: torch.Generator) -> np.ndarray
 
 
 class HardPositiveBatchSampler(PKSampler):
-    """P classes x K anchors, each followed by a draw from its hard-positive (negative) pool.
+    """P classes x K anchors, plus a draw from each anchor's hard-positive (negative) pool.
 
-    A batch holds up to ``P * K * (1 + 1 + inject_negatives)`` items; injected items that are
-    already in the batch are not repeated. Pools are index arrays into the same dataset as
-    ``labels`` and can be replaced between epochs with :meth:`set_pools` (refresh).
+    A batch holds up to ``P * K * (1 + 1 + inject_negatives)`` items, laid out as
+    [anchors, their injected positives, their injected negatives]; injected items that are
+    already in the batch are not repeated. Pools index the same dataset as ``labels``; the
+    pool-refresh callback hands new ones over between epochs with :meth:`set_pools`.
 
     Args:
         labels: (N,) labels of the training items.
-        positive_pool: (N, k_pos) hard-positive indices per anchor, -1 padded.
-        negative_pool: (N, k_neg) hard-negative indices per anchor, or None.
+        pools: the mined pools (``positive_index`` (N, k_pos) and ``negative_index``
+            (N, k_neg) dataset indices, -1 padded), or None until the first refresh.
         classes_per_batch, anchors_per_class: P and K of the anchors.
         inject_negatives: also inject one hard negative per anchor.
         seed, batches_per_epoch: as for :class:`PKSampler`.
@@ -58,8 +68,7 @@ class HardPositiveBatchSampler(PKSampler):
     def __init__(
         self,
         labels: Sequence[object] | np.ndarray | torch.Tensor,
-        positive_pool: np.ndarray,
-        negative_pool: np.ndarray | None,
+        pools: HardExamplePools | None,
         classes_per_batch: int,
         anchors_per_class: int,
         *,
@@ -70,10 +79,14 @@ class HardPositiveBatchSampler(PKSampler):
         super().__init__(labels, classes_per_batch, anchors_per_class, seed=seed,
                          batches_per_epoch=batches_per_epoch)
         self.inject_negatives = inject_negatives
-        self.set_pools(positive_pool, negative_pool)
+        self.positive_pool: np.ndarray | None = None
+        self.negative_pool: np.ndarray | None = None
+        if pools is not None:
+            self.set_pools(pools)
 
-    def set_pools(self, positive_pool: np.ndarray, negative_pool: np.ndarray | None) -> None:
+    def set_pools(self, pools: HardExamplePools) -> None:
         """Use new pools from the next batch on (after a refresh with the current model)."""
+        positive_pool, negative_pool = pools.positive_index, pools.negative_index
         n = len(self.labels)
         if positive_pool.ndim != 2 or len(positive_pool) != n:
             raise ConfigError(f"positive pool must have shape ({n}, k), got {positive_pool.shape}")
@@ -83,6 +96,8 @@ class HardPositiveBatchSampler(PKSampler):
         self.negative_pool = None if negative_pool is None else np.asarray(negative_pool, np.int64)
 
     def draw_batch(self, queues: ClassQueues) -> list[int]:
+        if self.positive_pool is None:
+            raise ConfigError("HardPositiveBatchSampler has no pools yet: call set_pools first")
         anchors = np.asarray(super().draw_batch(queues), dtype=np.int64)
         parts = [anchors, draw_from_pools(self.positive_pool[anchors], queues.generator)]
         if self.inject_negatives and self.negative_pool is not None:
@@ -90,4 +105,4 @@ class HardPositiveBatchSampler(PKSampler):
         batch = np.concatenate(parts)
         batch = batch[batch >= 0]
         _, first = np.unique(batch, return_index=True)  # drop repeats, keep the order
-        return batch[np.sort(first)].tolist()
+        return [int(i) for i in batch[np.sort(first)]]

@@ -132,7 +132,8 @@ class PKSampler:
     def draw_batch(self, queues: ClassQueues) -> list[int]:
         """One batch: P classes from the class queue, up to K items from each, grouped."""
         positions = queues.classes(self.classes_per_batch)
-        return np.concatenate([queues.items(p, self.items_per_class) for p in positions]).tolist()
+        batch = np.concatenate([queues.items(p, self.items_per_class) for p in positions])
+        return [int(i) for i in batch]
 
     def __iter__(self) -> Iterator[list[int]]:
         queues = self.queues()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from lookalike.search.index import Hit, Index, Neighbors, open_data
+from lookalike.search.kinds import IndexKind, KindOption, register_index_kind
+from lookalike.search.spec import AUTO_APPROXIMATE_ABOVE, IndexSpec, kind_choices
 from lookalike.search.store import ItemRecord
-from lookalike.search.vectors import AUTO_APPROXIMATE_ABOVE, KINDS, IndexSpec
 
-__all__ = ["AUTO_APPROXIMATE_ABOVE", "KINDS", "Hit", "Index", "IndexSpec", "ItemRecord",
-           "Neighbors", "open_data"]
+__all__ = ["AUTO_APPROXIMATE_ABOVE", "Hit", "Index", "IndexKind", "IndexSpec", "ItemRecord",
+           "KindOption", "Neighbors", "kind_choices", "open_data", "register_index_kind"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ from lookalike.errors import SearchIndexError
 from lookalike.files import atomic_path, write_json
 from lookalike.models import Embedder, embed
 from lookalike.models.filepair import pair_paths
+from lookalike.search.spec import IndexSpec
 from lookalike.search.store import MODEL_DIR, IndexStore, NewItem, partial_folder, utc_now
-from lookalike.search.vectors import IndexSpec, build_vector_index
+from lookalike.search.vectors import build_vector_index
 
 CHUNK_ITEMS = 4096
 """Items embedded between two saved chunks: the most work an interruption can lose."""
@@ -74,6 +75,10 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
                              "chunk_items": CHUNK_ITEMS, "dim": config.embedding_dim}, log)
     parts: list[np.ndarray] = []
     with tqdm(total=n, unit="img", desc="embed", disable=not progress) as bar:
+
+        def advance(count: int) -> None:
+            bar.update(count)
+
         for start in chunks:
             stop = min(start + CHUNK_ITEMS, n)
             saved = None if work is None else work / "embeddings" / f"{start:010d}.npy"
@@ -85,7 +90,7 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
                     continue
             subset = _Slice(dataset, start, stop)
             part = embed(model, subset, batch_size=batch_size, device=device, progress=False,
-                         on_batch=bar.update)
+                         on_batch=advance)
             if saved is not None:
                 with atomic_path(saved) as tmp, open(tmp, "wb") as handle:
                     np.save(handle, part)
@@ -152,17 +157,17 @@ def write_index_folder(out: Path, *, model: Embedder, fingerprint: str, checkpoi
     vectors = embed_collection(model, collection, work, batch_size=batch_size, device=device,
                                progress=progress, log=log, fingerprint=fingerprint)
     resolved = spec.resolved(len(vectors))
-    metric = "ip" if model.config.normalize else "l2"
-    log(f"building a {resolved.kind} index over {len(vectors)} vectors of dimension "
-        f"{vectors.shape[1]}")
+    distance = model.config.distance  # the index searches and reports what the model learnt
+    log(f"building a {resolved.kind} index ({distance} distance) over {len(vectors)} vectors "
+        f"of dimension {vectors.shape[1]}")
     ids = np.arange(len(vectors), dtype=np.int64)
-    index = build_vector_index(vectors, ids, resolved, metric)
+    index = build_vector_index(vectors, ids, resolved, distance)
     copy_checkpoint(checkpoint, work)
-    meta = {"fingerprint": fingerprint, "dim": int(vectors.shape[1]), "metric": metric,
+    meta = {"fingerprint": fingerprint, "dim": int(vectors.shape[1]), "distance": distance,
             "spec": resolved.to_dict(), "next_id": len(vectors), "data": data,
             "checkpoint": str(Path(checkpoint).resolve()), "created_at": utc_now(),
             "lookalike_version": __version__}
-    items = new_items(collection, ids)
+    items: Iterable[NewItem] = new_items(collection, ids)
     if progress:
         items = tqdm(items, total=len(ids), unit="item", desc="metadata", leave=False)
     IndexStore.create(work, meta, index, items).close()

@@ -22,8 +22,10 @@ def hits_table(query: str, hits: Sequence[Hit]) -> str:
     return "\n".join(lines)
 
 
-def results_json(queries: Sequence[str], results: Sequence[Sequence[Hit]]) -> list[dict[str, Any]]:
-    return [{"query": q, "hits": [h.to_dict() for h in hits]}
+def results_json(queries: Sequence[str], results: Sequence[Sequence[Hit]],
+                 distance: str) -> list[dict[str, Any]]:
+    """One object per query: its name, the distance its hits are measured in, the hits."""
+    return [{"query": q, "distance": distance, "hits": [h.to_dict() for h in hits]}
             for q, hits in zip(queries, results, strict=True)]
 
 

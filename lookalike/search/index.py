@@ -8,6 +8,8 @@
 
 The index keeps a copy of the model that embedded its items, so queries are embedded by
 the same model and vectors from any other model are refused (their fingerprints differ).
+It searches by the distance that model was trained with (``EmbedderConfig.distance``), and
+every distance it reports (search, duplicates' threshold) is in that unit.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from __future__ import annotations
 import io
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import faiss
 import numpy as np
@@ -39,16 +41,17 @@ from lookalike.data.folder import has_loose_images
 from lookalike.errors import ConfigError, DataError, SearchIndexError
 from lookalike.models import Embedder, load_checkpoint
 from lookalike.search.build import embed_collection, new_items, write_index_folder
+from lookalike.search.idmap import clone
 from lookalike.search.queries import Query, query_batch
+from lookalike.search.reported import folder_distance
+from lookalike.search.spec import IndexSpec
 from lookalike.search.store import IndexStore, ItemRecord
 from lookalike.search.vectors import (
-    IndexSpec,
     as_vectors,
     configure_search,
-    index_kind,
+    for_distance,
     inner_index,
     remove_vectors,
-    scores_to_distances,
     stored_ids,
     stored_vectors,
     vectors_of,
@@ -59,7 +62,8 @@ DataSource = ImageCollection | str | os.PathLike[str] | Sequence[str | os.PathLi
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the item's rank (1 = nearest), id, distance and metadata."""
+    """One search result: the item's rank (1 = nearest), id, distance (in the index's
+    distance, ``Index.distance``) and metadata."""
 
     rank: int
     id: int
@@ -75,7 +79,8 @@ class Hit:
 
 
 class Neighbors(NamedTuple):
-    """Raw k-NN answer: (Q, k) ids (-1 where an approximate index found fewer) and distances."""
+    """Raw k-NN answer: (Q, k) ids (-1 where an approximate index found fewer) and distances
+    in the index's distance."""
 
     ids: np.ndarray
     distances: np.ndarray
@@ -93,10 +98,15 @@ def open_data(data: DataSource, split: str | None = None, skip_bad: bool = False
             raise DataError("no images given")
         return _unlabelled(FileCollection(paths, np.zeros(len(paths), dtype=np.int64),
                                           [UNLABELLED], max_pixels=max_pixels), skip_bad)
-    path = Path(os.fspath(data))
+    path = Path(_path_of(data))
     if split is None and has_loose_images(path):  # a folder of unlabelled photos
         return _unlabelled(scan_images(path, max_pixels=max_pixels), skip_bad, folder=path)
-    return open_collection(os.fspath(data), split, skip_bad=skip_bad, max_pixels=max_pixels)
+    return open_collection(_path_of(data), split, skip_bad=skip_bad, max_pixels=max_pixels)
+
+
+def _path_of(data: DataSource) -> str:
+    """A data source that is neither a collection nor a list: one path or ``--data`` spec."""
+    return os.fspath(cast(str | os.PathLike[str], data))
 
 
 def _unlabelled(collection: FileCollection, skip_bad: bool,
@@ -113,10 +123,11 @@ def _unlabelled(collection: FileCollection, skip_bad: bool,
 class Index:
     """An opened index folder. Searching is thread-safe; changes take a lock."""
 
-    def __init__(self, store: IndexStore, vectors: faiss.Index, *, device: str = "cpu",
+    def __init__(self, store: IndexStore, vectors: faiss.IndexIDMap2, *, device: str = "cpu",
                  backbone: nn.Module | None = None) -> None:
         self.store = store
         self.spec = IndexSpec.from_dict(store.meta["spec"])
+        self.reported = folder_distance(store.meta, store.folder)
         self._use_vectors(vectors)
         self.device = device
         self._backbone = backbone
@@ -139,24 +150,29 @@ class Index:
         """
         model, info = load_checkpoint(checkpoint, backbone=backbone)
         collection = open_data(data, split, skip_bad=skip_bad)
-        name = None if isinstance(data, ImageCollection | list | tuple) else os.fspath(data)
+        name = None if isinstance(data, ImageCollection | list | tuple) else _path_of(data)
         write_index_folder(Path(out), model=model, fingerprint=info.fingerprint,
-                           checkpoint=checkpoint, collection=collection,
+                           checkpoint=Path(checkpoint), collection=collection,
                            spec=spec or IndexSpec(), data=name, batch_size=batch_size,
                            device=device, overwrite=overwrite, progress=progress, log=log)
         return cls.open(out, device=device, backbone=backbone)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, device: str = "cpu",
-             backbone: nn.Module | None = None, ef_search: int | None = None,
-             nprobe: int | None = None) -> Index:
-        """Open an index folder; ``ef_search`` / ``nprobe`` override the approximate search's
-        recall knobs for this session."""
+             backbone: nn.Module | None = None,
+             search_options: Mapping[str, int | None] | None = None) -> Index:
+        """Open an index folder; ``search_options`` (e.g. ``{"ef_search": 128}``, any
+        search-time option of a kind; None values are skipped) override the stored recall
+        knobs for this session. Options of other kinds than the index's are ignored."""
         store = IndexStore.open(path)
         index = cls(store, store.read_vectors(), device=device, backbone=backbone)
-        overrides = {k: v for k, v in (("ef_search", ef_search), ("nprobe", nprobe)) if v}
+        overrides = {k: v for k, v in (search_options or {}).items() if v is not None}
         if overrides:  # the stored knobs were applied on construction
-            index.spec = IndexSpec.from_dict({**index.spec.to_dict(), **overrides})
+            try:
+                index.spec = index.spec.with_search_options(**overrides)
+            except ConfigError:
+                index.close()
+                raise
             configure_search(index.vectors, index.spec)
         return index
 
@@ -183,12 +199,18 @@ class Index:
         return str(self.store.meta["fingerprint"])
 
     @property
+    def distance(self) -> str:
+        """The distance searched by and reported: the name of the model's distance."""
+        return self.reported.distance.name
+
+    @property
     def metric(self) -> str:
-        return str(self.store.meta["metric"])
+        """The FAISS metric the vectors are searched by ("L2", "INNER_PRODUCT"...)."""
+        return self.reported.faiss_metric
 
     @property
     def kind(self) -> str:
-        return index_kind(self.vectors)
+        return self.spec.kind
 
     @property
     def model(self) -> Embedder:
@@ -210,7 +232,8 @@ class Index:
         """A summary for ``lookalike index info``."""
         meta = self.store.meta
         return {"path": str(self.path), "items": len(self), "kind": self.kind,
-                "metric": self.metric, "dim": meta["dim"], "fingerprint": self.fingerprint,
+                "distance": self.distance, "metric": self.metric, "dim": meta["dim"],
+                "fingerprint": self.fingerprint,
                 "spec": self.spec.to_dict(), "labels": self.store.labels(),
                 "data": meta.get("data"), "checkpoint": meta.get("checkpoint"),
                 "created_at": meta.get("created_at"),
@@ -246,7 +269,8 @@ class Index:
         images = query_batch(queries, model.config.input_size, model.config.in_channels,
                              max_pixels=max_pixels)
         with self._model_lock, torch.inference_mode():
-            return model(images.to(self.device)).float().cpu().numpy()
+            embeddings: np.ndarray = model(images.to(self.device)).float().cpu().numpy()
+        return embeddings
 
     def search(self, queries: Query | Sequence[Query], k: int = 10,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[list[Hit]]:
@@ -265,13 +289,22 @@ class Index:
         self._sorted_ids = np.sort(self._ids)  # what sample_ids permutes, as SQLite orders them
 
     def search_vectors(self, vectors: Any, k: int = 10) -> Neighbors:
-        """Raw k-NN for (Q, D) embeddings: ids and Euclidean distances, nearest first."""
+        """Raw k-NN for (Q, D) embeddings: ids and distances (the index's), nearest first."""
         self._check_k(k)
-        queries = as_vectors(vectors, int(self.store.meta["dim"]))
+        queries = self._prepared(vectors)
         scores, positions = self._inner.search(queries, k)
         found = positions >= 0  # an approximate index may find fewer than k
         ids = np.where(found, self._ids[np.where(found, positions, 0)], -1)
-        return Neighbors(ids, scores_to_distances(scores, self.metric))
+        return Neighbors(ids, self._distances(scores))
+
+    def _prepared(self, vectors: Any) -> np.ndarray:
+        """(N, D) float32 embeddings as the index stores them (unit-norm for cosine)."""
+        return for_distance(as_vectors(vectors, int(self.store.meta["dim"])),
+                            self.reported.distance)
+
+    def _distances(self, scores: np.ndarray) -> np.ndarray:
+        """FAISS scores -> distances in the index's distance, float32."""
+        return self.reported.from_faiss(scores.astype(np.float32, copy=False))
 
     def more_like(self, item_ids: Sequence[int], k: int = 10) -> list[list[Hit]]:
         """The k items nearest to items already in the index, each item itself left out."""
@@ -295,7 +328,7 @@ class Index:
         records = self.store.records(neighbors.ids[neighbors.ids >= 0].tolist())
         results = []
         for row_ids, row_d in zip(neighbors.ids, neighbors.distances, strict=True):
-            row = []
+            row: list[Hit] = []
             for item_id, distance in zip(row_ids.tolist(), row_d.tolist(), strict=True):
                 record = records.get(item_id)
                 if record is not None:
@@ -335,13 +368,13 @@ class Index:
                     fingerprint: str) -> np.ndarray:
         """Add precomputed embeddings of ``collection``'s items, made by model ``fingerprint``."""
         self.check_fingerprint(fingerprint, "these vectors")
-        vectors = as_vectors(vectors, int(self.store.meta["dim"]))
+        vectors = self._prepared(vectors)
         if len(vectors) != len(collection):
             raise DataError(f"{len(vectors)} vectors for {len(collection)} items")
         with self._write_lock:
             start = int(self.store.meta["next_id"])
             ids = np.arange(start, start + len(vectors), dtype=np.int64)
-            grown = faiss.clone_index(self.vectors)
+            grown = clone(self.vectors)
             grown.add_with_ids(vectors, ids)
             self.store.commit(grown, insert=list(new_items(collection, ids)),
                               meta={"next_id": start + len(vectors)})
@@ -359,7 +392,7 @@ class Index:
             raise SearchIndexError(f"removing all {len(self)} items would leave an empty "
                                    "index: delete the folder instead")
         with self._write_lock:
-            shrunk = remove_vectors(faiss.clone_index(self.vectors),
+            shrunk = remove_vectors(clone(self.vectors),
                                     np.array(wanted, dtype=np.int64), self.spec)
             self.store.commit(shrunk, delete=wanted)
             self._use_vectors(shrunk)
@@ -376,7 +409,8 @@ class Index:
 
     def duplicates(self, threshold: float, neighbors: int = 10) -> list[list[int]]:
         """Groups of near-identical items: connected components of the graph linking each
-        item to those of its ``neighbors`` nearest within distance ``threshold``.
+        item to those of its ``neighbors`` nearest within distance ``threshold``, in the
+        index's distance (``self.distance``: the model's, e.g. squared Euclidean).
 
         Largest groups first, ids ascending within a group.
         """
@@ -390,7 +424,7 @@ class Index:
         self._check_k(k)
         # Positions, not ids: the graph's nodes are the stored vectors, in storage order
         scores, positions = self._inner.search(stored_vectors(self.vectors), k)
-        distances = scores_to_distances(scores, self.metric)
+        distances = self._distances(scores)
         rows, cols = np.nonzero((distances <= threshold) & (positions >= 0))
         cols = positions[rows, cols]
         linked = rows != cols

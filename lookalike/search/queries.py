@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,11 +32,10 @@ def query_batch(queries: Query | Sequence[Query], size: int, channels: int,
     """
     if isinstance(queries, torch.Tensor) and queries.dim() == 4:
         return _checked_tensor(queries, "queries")
-    if not isinstance(queries, list | tuple):
-        queries = [queries]
-    if not queries:
+    batch = list(queries) if isinstance(queries, list | tuple) else [cast(Query, queries)]
+    if not batch:
         raise DataError("no queries given")
-    parts = [_one(query, i, size, channels, max_pixels) for i, query in enumerate(queries)]
+    parts = [_one(query, i, size, channels, max_pixels) for i, query in enumerate(batch)]
     shapes = {tuple(p.shape[-3:]) for p in parts}
     if len(shapes) > 1:
         parts = [torch.nn.functional.interpolate(p[None], size=(size, size), mode="bilinear",

@@ -2,7 +2,7 @@
 
 Layout of an index folder::
 
-    index.sqlite        meta (format, version, model fingerprint, dim, metric, spec, generation)
+    index.sqlite        meta (format, version, model fingerprint, dim, distance, spec, generation)
                         items (id, source, path, label, added_at, fingerprint, image)
     vectors-<G>.faiss   the vectors of generation G
     model/              a copy of the checkpoint, so queries are embedded by the same model
@@ -13,6 +13,9 @@ SQLite transaction, then deletes the old file. A crash in between leaves generat
 force and an orphan file that the next change deletes; the folder never pairs vectors with
 rows they do not match. New indexes are written into a sibling ``.partial`` folder and
 renamed into place when whole (see ``build.py``), so a folder that opens is complete.
+
+Format 2 states the model's ``distance``; format 1 folders (a FAISS ``metric`` instead, and
+Euclidean distances always) still open (``reported.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ from lookalike.errors import SearchIndexError
 from lookalike.files import atomic_path
 
 FORMAT = "lookalike-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_REQUIRED = ("fingerprint", "dim", "spec", "generation", "next_id")
+_REQUIRED_BY_VERSION = {1: ("metric",), 2: ("distance",)}
 DATABASE = "index.sqlite"
 MODEL_DIR = "model"
 
@@ -157,12 +163,13 @@ class IndexStore:
         if self.meta.get("format") != FORMAT:
             raise SearchIndexError(f"{where} is not a lookalike index")
         version = self.meta.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise SearchIndexError(
                 f"{self.folder} was written in index format {version} (lookalike "
-                f"{self.meta.get('lookalike_version', '?')}); this lookalike reads format "
-                f"{FORMAT_VERSION}: rebuild it with `lookalike index build`")
-        for key in ("fingerprint", "dim", "metric", "spec", "generation", "next_id"):
+                f"{self.meta.get('lookalike_version', '?')}); this lookalike reads formats "
+                f"{', '.join(map(str, READABLE_VERSIONS))}: rebuild it with "
+                "`lookalike index build`")
+        for key in (*_REQUIRED, *_REQUIRED_BY_VERSION[version]):
             if key not in self.meta:
                 raise SearchIndexError(f"{where} is damaged: no {key!r} in its meta table")
 
@@ -176,7 +183,7 @@ class IndexStore:
     def model_dir(self) -> Path:
         return self.folder / MODEL_DIR
 
-    def read_vectors(self) -> faiss.Index:
+    def read_vectors(self) -> faiss.IndexIDMap2:
         """The FAISS index of the current generation, checked against the rows."""
         path = vectors_file(self.folder, int(self.meta["generation"]))
         if not path.is_file():
@@ -185,6 +192,8 @@ class IndexStore:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise SearchIndexError(f"{path} is damaged: {str(exc).splitlines()[0]}") from exc
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise SearchIndexError(f"{path} is damaged: its vectors carry no item ids")
         count = self.count()
         if index.ntotal != count or index.d != int(self.meta["dim"]):
             raise SearchIndexError(f"{path} holds {index.ntotal} vectors of dimension "

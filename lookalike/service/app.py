@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path as FilePath
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -39,7 +39,8 @@ from lookalike.service.thumbnails import ThumbnailCache
 
 STATIC = FilePath(__file__).parent / "static"
 ItemId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the item's id")]
-ERRORS = {status: {"model": Problem} for status in (400, 404, 413, 415, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem} for status in (400, 404, 413, 415, 422)}
 
 
 def _item(record: ItemRecord | Hit) -> Item:
@@ -101,7 +102,8 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
 
     @app.get("/api/health", response_model=Health, tags=["service"])
     def health() -> Health:
-        return Health(status="ok", items=len(index), kind=index.kind, model=index.fingerprint)
+        return Health(status="ok", items=len(index), kind=index.kind, distance=index.distance,
+                      model=index.fingerprint)
 
     @app.post("/api/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
     def search(image: Annotated[UploadFile, File(description="the query image (PNG, JPEG...)")],
@@ -122,7 +124,7 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
         name = image.filename or "upload"
         query = decode_image(io.BytesIO(data), max_pixels=settings.max_pixels, name=name)
         hits = index.search([query], k)[0]  # embedded under the model lock, searched freely
-        return SearchResponse(query=name, k=k, results=_results(hits),
+        return SearchResponse(query=name, k=k, distance=index.distance, results=_results(hits),
                               seconds=time.perf_counter() - started)
 
     @app.get("/api/items", response_model=ItemList, tags=["items"])
@@ -166,7 +168,8 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
         k = check_k(k, len(index) - 1)
         started = time.perf_counter()
         hits = index.more_like([item_id], k)[0]  # errors: the LookalikeError handler's 400
-        return SearchResponse(query=f"item {item_id}", k=k, results=_results(hits),
+        return SearchResponse(query=f"item {item_id}", k=k, distance=index.distance,
+                              results=_results(hits),
                               seconds=time.perf_counter() - started)
 
     @app.get("/", include_in_schema=False)

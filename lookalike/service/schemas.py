@@ -15,12 +15,16 @@ class Item(BaseModel):
 
 class Result(Item):
     rank: int = Field(description="1 = most similar")
-    distance: float = Field(description="Euclidean distance between embeddings (0 to 2)")
+    distance: float = Field(description="distance between the embeddings, in the index's "
+                            "distance (SearchResponse.distance); smaller is more similar")
 
 
 class SearchResponse(BaseModel):
     query: str = Field(description="the uploaded file's name, or 'item N'")
     k: int
+    distance: str = Field(description="what the results' distances measure: the distance the "
+                          "index's model was trained with (euclidean, squared_euclidean, "
+                          "cosine...)")
     results: list[Result]
     seconds: float = Field(description="server time for this search: waiting for the model "
                            "(other requests), embedding, searching")
@@ -34,6 +38,7 @@ class Health(BaseModel):
     status: str
     items: int
     kind: str
+    distance: str = Field(description="the distance searched by and reported")
     model: str = Field(description="fingerprint of the index's model")
 
 

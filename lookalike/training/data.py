@@ -55,32 +55,35 @@ def held_out_split(config: TrainConfig) -> tuple[ImageCollection, np.ndarray,
     ``--val-split``; ``--split classes`` trains on the "seen" classes and validates on the
     "unseen" ones (``open_seen_unseen``), the protocol that benchmarks report.
     """
-    if config.split == "classes":
-        if config.val_split is not None:
+    if config.data.split == "classes":
+        if config.data.val_split is not None:
             raise ConfigError(f"--split classes validates on the unseen classes; drop "
-                              f"--val-split {config.val_split}")
-        seen, unseen = open_seen_unseen(config.data, skip_bad=config.skip_bad)
+                              f"--val-split {config.data.val_split}")
+        seen, unseen = open_seen_unseen(config.data.source, skip_bad=config.data.skip_bad)
         check_trainable(seen)
         return seen, np.arange(len(seen)), unseen, np.arange(len(unseen))
-    collection = open_collection(config.data, split="train", skip_bad=config.skip_bad)
+    collection = open_collection(config.data.source, split="train", skip_bad=config.data.skip_bad)
     check_trainable(collection)
-    if config.val_split is None:
-        train_idx, val_idx = split_by_item(collection.labels, config.val_fraction,
-                                           seed=config.seed)
+    if config.data.val_split is None:
+        train_idx, val_idx = split_by_item(collection.labels, config.data.val_fraction,
+                                           seed=config.machine.seed)
         return collection, train_idx, collection, val_idx
     # a separate split, e.g. the published test set (benchmarks report on it per epoch)
-    held_out = open_collection(config.data, split=config.val_split, skip_bad=config.skip_bad)
+    held_out = open_collection(config.data.source, split=config.data.val_split,
+                               skip_bad=config.data.skip_bad)
     return collection, np.arange(len(collection)), held_out, np.arange(len(held_out))
 
 
 def prepare_training_data(config: TrainConfig) -> TrainingData:
     """Open the data, hold out a validation split (items or whole classes, as
-    ``config.split`` says), and wrap both as datasets."""
+    ``config.data.split`` says), and wrap both as datasets."""
     collection, train_idx, held_out, val_idx = held_out_split(config)
-    train_idx = train_idx[limit_items(collection.labels[train_idx], config.train_limit,
-                                      config.seed)]
-    val_idx = val_idx[limit_items(held_out.labels[val_idx], config.val_limit, config.seed)]
-    train = ImageDataset(collection.subset(train_idx), size=config.input_size)
-    val = ImageDataset(held_out.subset(val_idx), size=config.input_size, channels=train.channels)
+    train_idx = train_idx[limit_items(collection.labels[train_idx], config.data.train_limit,
+                                      config.machine.seed)]
+    val_idx = val_idx[limit_items(held_out.labels[val_idx], config.data.val_limit,
+                                  config.machine.seed)]
+    size = config.model.input_size
+    train = ImageDataset(collection.subset(train_idx), size=size)
+    val = ImageDataset(held_out.subset(val_idx), size=size, channels=train.channels)
     check_trainable(train.collection)
     return TrainingData(train, val, list(collection.class_names), train.channels)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -9,31 +12,44 @@ from lookalike.training.config import TrainConfig
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (Adam when weight decay is 0): robust for triplet training from scratch.
+    """AdamW (decoupled weight decay, 0 by default): robust for triplet training from scratch.
 
     A model with a ``backbone`` gets two parameter groups, the backbone's at
     ``lr * backbone_lr_scale``: a pretrained backbone should move less than the fresh head.
     Frozen parameters stay in their group (they just get no gradient), so unfreezing later
     needs no new optimiser.
     """
+    lr, scale = config.optim.lr, config.model.backbone_lr_scale
     backbone = getattr(model, "backbone", None)
-    if backbone is None or config.backbone_lr_scale == 1.0:
-        groups: list[dict] = [{"params": list(model.parameters()), "lr": config.lr}]
+    groups: list[dict[str, Any]]
+    if backbone is None or scale == 1.0:
+        groups = [{"params": list(model.parameters()), "lr": lr}]
     else:
         inside = {id(p) for p in backbone.parameters()}
         groups = [
-            {"params": [p for p in model.parameters() if id(p) in inside],
-             "lr": config.lr * config.backbone_lr_scale},
-            {"params": [p for p in model.parameters() if id(p) not in inside], "lr": config.lr},
+            {"params": [p for p in model.parameters() if id(p) in inside], "lr": lr * scale},
+            {"params": [p for p in model.parameters() if id(p) not in inside], "lr": lr},
         ]
-    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=config.optim.weight_decay)
+
+
+def cosine_factor(step: int, total_steps: int) -> float:
+    """Cosine decay from 1 to 0 over ``total_steps`` (then 0): the multiplier of the lr."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Cosine decay to zero over the whole run, stepped per batch (None: constant lr)."""
-    if config.lr_schedule == "none":
+    """Cosine decay to zero over the whole run, stepped per batch (None: constant lr).
+
+    The factor is a closed form of (step, total), and only the step is saved, so a run
+    extended with ``--resume --epochs N`` continues on the schedule of an N-epoch run: the
+    learning rate moves to where that longer schedule is at this step, then decays to zero
+    at the new end.
+    """
+    if config.optim.lr_schedule == "none":
         return None
-    total_steps = max(1, config.epochs * steps_per_epoch)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    total_steps = max(1, config.optim.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                             lambda step: cosine_factor(step, total_steps))

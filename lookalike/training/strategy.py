@@ -1,186 +1,186 @@
-"""A mining strategy = the loss that selects triplets + the sampler that builds batches.
+"""A mining strategy is a plain value: the loss that selects triplets and the sampler that
+builds batches. A run follows a :class:`TrainingPlan` of phases, each a strategy from some
+epoch on, so the hybrid's warm-up is simply its first phase.
 
-Online strategies (batch-all, batch-hard, semi-hard) draw P x K class-balanced batches and
-let the loss choose triplets inside each batch. Offline draws a fixed list of random
-(anchor, positive, negative) triplets once, before training. The pooled strategies mine
-every anchor's hard positives and negatives over the whole training set (DESIGN 2.1):
-hybrid injects them into P x K batches and refreshes them every R epochs; offline-hard
-turns them once into a fixed triplet list. With ``--loss contrastive`` (DESIGN 2.2) the
-loss trains on pairs chosen inside P x K batches, in the --pair-ratio of positives to
-negatives, whatever the online --mining. Every epoch has the same number of batches, so
-strategies compare at equal cost.
+Online strategies (batch-all, batch-hard, semi-hard, any registered selector) draw P x K
+class-balanced batches and let the loss choose triplets inside each batch. Offline draws a
+fixed list of random (anchor, positive, negative) triplets once, before training. The
+pooled strategies (docs/design.md 2.1) have a warm-up phase of online mining, then a phase
+whose sampler takes each anchor's mined hard positives and negatives through
+``set_pools``, which the pool-refresh callback calls: hybrid injects them into P x K
+batches, offline-hard turns them into a fixed triplet list. With ``--loss contrastive``
+(docs/design.md 2.2) the loss trains on pairs chosen inside P x K batches, whatever the
+online ``--mining``. Every epoch has the same number of batches, so strategies compare at
+equal cost.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
-from lookalike.data import ImageDataset
-from lookalike.files import write_json
-from lookalike.losses import ContrastiveLoss, TripletLoss
-from lookalike.mining.model import load_mining_model, mine_with_model
+from lookalike.losses.registry import LossSettings, create_loss
 from lookalike.mining.offline import OfflineTripletSampler, random_triplets
-from lookalike.mining.pools import PoolConfig, Pools
+from lookalike.mining.online import online_selections
+from lookalike.mining.pools import Pools
+from lookalike.registry import Registry
 from lookalike.sampling import PKSampler
-from lookalike.sampling.injecting import HardPositiveBatchSampler, draw_from_pools
-from lookalike.training.config import POOLED_STRATEGIES, TrainConfig, parse_pair_ratio
-from lookalike.types import Triplets
+from lookalike.sampling.injecting import HardPositiveBatchSampler
+from lookalike.sampling.pool_triplets import PoolTripletSampler
+
+if TYPE_CHECKING:
+    from lookalike.training.config import TrainConfig
 
 
-@dataclass
+class BatchSampler(Protocol):
+    """What a strategy's sampler does: index lists per epoch, reseeded by ``set_epoch``."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __iter__(self) -> Iterator[list[int]]: ...
+
+    def __len__(self) -> int: ...
+
+
+class PooledSampler(BatchSampler, Protocol):
+    """A sampler that builds batches from mined pools, handed over by the pool refresh."""
+
+    def set_pools(self, pools: Pools) -> None: ...
+
+
+@dataclass(frozen=True)
 class Strategy:
-    """What the trainer needs from a strategy: a loss, batches per epoch, an epoch hook."""
+    """The loss and the sampler of a phase of training."""
 
-    loss: torch.nn.Module
-    sampler: Any  # PKSampler-like: set_epoch(), __iter__ of index lists, __len__
+    loss: nn.Module
+    sampler: BatchSampler
     batches_per_epoch: int
 
-    def batches(self, epoch: int) -> Iterable[Sequence[int]]:
+    def batches(self, epoch: int) -> Iterator[Sequence[int]]:
         """The epoch's batches, reseeded with seed + epoch so a resumed epoch is identical."""
         self.sampler.set_epoch(epoch)
-        batches: Iterator[Sequence[int]] = iter(self.sampler)
-        return islice(batches, self.batches_per_epoch)
-
-    def start_epoch(self, epoch: int, *, model: torch.nn.Module, device: torch.device) -> float:
-        """Hook for strategies that refresh state with the current model; returns seconds."""
-        return 0.0
+        return islice(iter(self.sampler), self.batches_per_epoch)
 
 
-def triplet_loss(config: TrainConfig, selection: str) -> TripletLoss:
-    return TripletLoss(selection=selection, margin=config.margin, soft=config.soft_margin,
-                       distance=config.distance)
+@dataclass(frozen=True)
+class Phase:
+    """A strategy used from ``first_epoch`` on (until the next phase starts)."""
+
+    first_epoch: int
+    strategy: Strategy
 
 
-def contrastive_loss(config: TrainConfig) -> ContrastiveLoss:
-    """Pairs in the configured ratio; random negatives from the trainer's seeded global RNG."""
-    return ContrastiveLoss(neg_margin=config.contrastive_margin, distance=config.distance,
-                           ratio=parse_pair_ratio(config.pair_ratio))
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The phases of a run, in epoch order (one phase for most strategies)."""
 
+    phases: tuple[Phase, ...]
 
-def pool_triplets(pools: Pools, seed: int) -> Triplets:
-    """One (anchor, pooled positive, pooled negative) triplet per anchor with both pools."""
-    generator = torch.Generator().manual_seed(seed)
-    positive = draw_from_pools(pools.positive_index, generator)
-    negative = draw_from_pools(pools.negative_index, generator)
-    anchor = np.flatnonzero((positive >= 0) & (negative >= 0))
-    as_tensor = torch.from_numpy
-    return Triplets(as_tensor(anchor), as_tensor(positive[anchor]), as_tensor(negative[anchor]))
+    def phase_for(self, epoch: int) -> Phase:
+        return [phase for phase in self.phases if phase.first_epoch <= epoch][-1]
 
-
-@dataclass
-class PooledStrategy(Strategy):
-    """Hybrid and offline-hard: plain online warm-up, then batches built from mined pools."""
-
-    config: TrainConfig = field(default_factory=TrainConfig)
-    dataset: ImageDataset | None = None
-    run_dir: Path | None = None
-    pools: Pools | None = None
-    pools_epoch: int | None = None
+    def strategy_for(self, epoch: int) -> Strategy:
+        return self.phase_for(epoch).strategy
 
     @property
-    def labels(self) -> np.ndarray:
-        assert self.dataset is not None
-        return self.dataset.collection.labels
+    def batches_per_epoch(self) -> int:
+        return self.phases[-1].strategy.batches_per_epoch
 
-    def due_epoch(self, epoch: int) -> int:
-        """The epoch whose pools serve ``epoch``: the latest refresh at or before it."""
-        warmup, every = self.config.warmup_epochs, self.config.refresh_every
-        if self.config.mining == "offline-hard" or every == 0:
-            return warmup
-        return warmup + (epoch - warmup) // every * every
-
-    def start_epoch(self, epoch: int, *, model: torch.nn.Module, device: torch.device) -> float:
-        config = self.config
-        if epoch < config.warmup_epochs:
-            self.loss = triplet_loss(config, config.warmup_selection)
-            self.sampler = PKSampler(self.labels, config.classes_per_batch,
-                                     config.items_per_class, seed=config.seed,
-                                     batches_per_epoch=self.batches_per_epoch)
-            return 0.0
-        due = self.due_epoch(epoch)
-        if self.pools is not None and self.pools_epoch == due:
-            return 0.0
-        started = time.perf_counter()
-        self.pools = self.load_saved_pools(due) or self.mine(due, model, device)
-        self.pools_epoch = due
-        self.use_pools(self.pools)
-        return time.perf_counter() - started
-
-    def mine(self, epoch: int, model: torch.nn.Module, device: torch.device) -> Pools:
-        """Pools from the mining model (first time, unless 'self') or the current model."""
-        config = self.config
-        assert self.dataset is not None
-        mining_model = model
-        if config.mining_model != "self" and epoch == config.warmup_epochs:
-            mining_model = load_mining_model(config.mining_model,
-                                             in_channels=self.dataset.channels,
-                                             input_size=config.mining_input_size)
-        pool_config = PoolConfig(k_pos=config.hard_positives, k_neg=config.hard_negatives,
-                                 skip_pos=config.positive_band, skip_neg=config.negative_band,
-                                 skip_pos_min=config.skip_hardest,
-                                 skip_neg_min=config.skip_hardest, metric=config.distance)
-        mined = mine_with_model(mining_model, self.dataset, self.labels, pool_config,
-                                device=device, progress=False)
-        model.train()
-        if self.run_dir is not None:
-            mined.pools.save(self.run_dir / "pools.npz")
-            write_json(self.run_dir / "pools.json", {
-                "epoch": epoch, "embed_seconds": mined.embed_seconds,
-                "mine_seconds": mined.mine_seconds,
-            })
-        return mined.pools
-
-    def load_saved_pools(self, epoch: int) -> Pools | None:
-        """On resume, the pools mined for ``epoch`` before the interruption, if saved."""
-        if self.run_dir is None or not (self.run_dir / "pools.json").exists():
-            return None
-        meta = json.loads((self.run_dir / "pools.json").read_text(encoding="utf-8"))
-        return Pools.load(self.run_dir / "pools.npz") if meta.get("epoch") == epoch else None
-
-    def use_pools(self, pools: Pools) -> None:
-        config = self.config
-        if config.mining == "offline-hard":
-            self.loss = triplet_loss(config, "offline")
-            self.sampler = OfflineTripletSampler(
-                pool_triplets(pools, config.seed), max(1, config.batch_size // 3),
-                seed=config.seed)
-            return
-        self.loss = triplet_loss(config, config.hybrid_selection)
-        anchors_per_class = config.items_per_class // (2 + config.inject_negatives)
-        self.sampler = HardPositiveBatchSampler(
-            self.labels, pools.positive_index, pools.negative_index,
-            config.classes_per_batch, anchors_per_class,
-            inject_negatives=config.inject_negatives, seed=config.seed,
-            batches_per_epoch=self.batches_per_epoch)
+    def pooled_sampler(self) -> PooledSampler | None:
+        """The sampler that takes mined pools, if a phase has one."""
+        for phase in self.phases:
+            if hasattr(phase.strategy.sampler, "set_pools"):
+                sampler: PooledSampler = phase.strategy.sampler  # type: ignore[assignment]
+                return sampler
+        return None
 
 
-def build_strategy(config: TrainConfig, dataset: ImageDataset,
-                   run_dir: Path | None = None) -> Strategy:
-    """The loss and sampler named by ``config.loss`` and ``config.mining``."""
-    labels = dataset.collection.labels
-    batches_per_epoch = config.batches_per_epoch or max(1, len(labels) // config.batch_size)
-    contrastive = config.loss == "contrastive"  # pairs inside P x K batches; no --mining
-    if config.mining in POOLED_STRATEGIES and not contrastive:
-        return PooledStrategy(loss=triplet_loss(config, config.warmup_selection),
-                              sampler=None, batches_per_epoch=batches_per_epoch,
-                              config=config, dataset=dataset, run_dir=run_dir)
-    if config.mining == "offline" and not contrastive:
-        triplets = random_triplets(labels, per_anchor=1, seed=config.seed)
-        sampler: Any = OfflineTripletSampler(
-            triplets, triplets_per_batch=max(1, config.batch_size // 3), seed=config.seed
-        )
+def loss_settings(config: TrainConfig, selection: str,
+                  generator: torch.Generator | None = None) -> LossSettings:
+    """The objective options of ``config`` with the in-batch ``selection`` of a phase, and
+    the run's ``generator`` for the loss's random choices."""
+    from lookalike.training.config import parse_pair_ratio
+
+    objective = config.objective
+    return LossSettings(selection=selection, distance=objective.distance,
+                        margin=objective.margin, soft_margin=objective.soft_margin,
+                        pair_ratio=parse_pair_ratio(objective.pair_ratio),
+                        contrastive_margin=objective.contrastive_margin, generator=generator)
+
+
+def pk_strategy(config: TrainConfig, labels: np.ndarray, selection: str,
+                batches_per_epoch: int, generator: torch.Generator | None = None) -> Strategy:
+    """P x K batches, the loss choosing inside each (triplets, or pairs for contrastive)."""
+    objective = config.objective
+    sampler = PKSampler(labels, objective.classes_per_batch, objective.items_per_class,
+                        seed=config.machine.seed, batches_per_epoch=batches_per_epoch)
+    loss = create_loss(objective.loss, loss_settings(config, selection, generator))
+    return Strategy(loss, sampler, min(batches_per_epoch, len(sampler)))
+
+
+def offline_plan(config: TrainConfig, labels: np.ndarray, batches_per_epoch: int) -> TrainingPlan:
+    """A fixed list of random triplets, drawn once with the run's seed."""
+    seed = config.machine.seed
+    triplets = random_triplets(labels, per_anchor=1, seed=seed)
+    sampler = OfflineTripletSampler(triplets, max(1, config.objective.batch_size // 3), seed=seed)
+    loss = create_loss("triplet", loss_settings(config, "offline"))
+    return TrainingPlan((Phase(0, Strategy(loss, sampler, min(batches_per_epoch, len(sampler)))),))
+
+
+def pooled_plan(config: TrainConfig, labels: np.ndarray, batches_per_epoch: int) -> TrainingPlan:
+    """Online warm-up, then batches from pools that the pool-refresh callback provides."""
+    objective, pools, seed = config.objective, config.pools, config.machine.seed
+    sampler: PooledSampler
+    if objective.mining == "offline-hard":
+        sampler = PoolTripletSampler(max(1, objective.batch_size // 3), seed=seed)
+        selection = "offline"
     else:
-        sampler = PKSampler(labels, config.classes_per_batch, config.items_per_class,
-                            seed=config.seed, batches_per_epoch=batches_per_epoch)
-    loss = contrastive_loss(config) if contrastive else triplet_loss(config, config.mining)
-    return Strategy(loss=loss, sampler=sampler,
-                    batches_per_epoch=min(batches_per_epoch, len(sampler)))
+        anchors_per_class = objective.items_per_class // (2 + pools.inject_negatives)
+        sampler = HardPositiveBatchSampler(
+            labels, None, objective.classes_per_batch, anchors_per_class,
+            inject_negatives=pools.inject_negatives, seed=seed,
+            batches_per_epoch=batches_per_epoch)
+        selection = pools.hybrid_selection
+    loss = create_loss("triplet", loss_settings(config, selection))
+    pooled = Phase(pools.warmup_epochs, Strategy(loss, sampler, batches_per_epoch))
+    if pools.warmup_epochs == 0:
+        return TrainingPlan((pooled,))
+    warmup = pk_strategy(config, labels, pools.warmup_selection, batches_per_epoch)
+    warmup = Strategy(warmup.loss, warmup.sampler, batches_per_epoch)
+    return TrainingPlan((Phase(0, warmup), pooled))
+
+
+PlanBuilder = Callable[["TrainConfig", np.ndarray, int], TrainingPlan]
+
+# --mining: the strategies beyond plain in-batch selection. Every registered in-batch
+# selection (lookalike.mining.online.SELECTORS, plus batch-all) is an online strategy too.
+STRATEGIES: Registry[PlanBuilder] = Registry("--mining")
+STRATEGIES.register("offline", offline_plan)
+STRATEGIES.register("hybrid", pooled_plan)
+STRATEGIES.register("offline-hard", pooled_plan)
+
+
+def mining_choices() -> tuple[str, ...]:
+    """``--mining`` names: the online selections, then the registered strategies."""
+    return (*online_selections(), *STRATEGIES.names())
+
+
+def build_plan(config: TrainConfig, labels: np.ndarray,
+               generator: torch.Generator | None = None) -> TrainingPlan:
+    """The phases of training that ``config.objective`` names, over items with ``labels``;
+    ``generator`` is the run's stream for the loss's random choices (saved with the run)."""
+    objective = config.objective
+    batches_per_epoch = config.optim.batches_per_epoch or max(1, len(labels)
+                                                              // objective.batch_size)
+    if objective.loss == "triplet" and objective.mining in STRATEGIES:
+        return STRATEGIES.get(objective.mining)(config, labels, batches_per_epoch)
+    # an online selection; other losses (contrastive) choose their pairs in P x K batches
+    selection = objective.mining if objective.mining in online_selections() else "semi-hard"
+    strategy = pk_strategy(config, labels, selection, batches_per_epoch, generator)
+    return TrainingPlan((Phase(0, strategy),))

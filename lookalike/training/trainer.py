@@ -1,44 +1,48 @@
-"""``train()``: one training run from a TrainConfig to a run folder with checkpoints.
+"""``train()`` and ``resume()``: from a TrainConfig to a run folder with checkpoints.
 
-The trainer wires the parts together (data, model, strategy, optimiser, loop, validation)
-and owns the run's persistence: ``last`` after every epoch, ``best`` on a new best
-validation MAP@R, and a ``state`` folder that lets ``--resume`` continue at the same epoch
-and batch with the same optimiser moments and random streams. Ctrl-C saves that state first.
+The route is a straight line: open the data (training/data.py), build the model, the
+strategy's plan (training/strategy.py), the optimiser and schedule (training/optim.py),
+restore the saved position when resuming, choose the callbacks, and hand all of it to the
+fit loop (training/fit.py). Whether this process writes the run folder is decided here, in
+:func:`callbacks_for`, and nowhere else.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lookalike.data import ArrayCollection, Augment, ImageDataset
-from lookalike.data.pipeline import PrefetchingLoader, cache_resized
-from lookalike.errors import ConfigError, TrainingError
-from lookalike.evaluation import evaluate_embeddings
-from lookalike.models import EmbedderConfig, build_embedder, embed, pretrained_normalization
-from lookalike.models.checkpoint import (
-    load_checkpoint,
-    load_training_state,
-    save_checkpoint,
-    save_training_state,
+from lookalike.data import Augment, ImageDataset
+from lookalike.data.pipeline import cache_resized
+from lookalike.errors import ConfigError, TrainingInterrupted
+from lookalike.models import EmbedderConfig, build_embedder, pretrained_normalization
+from lookalike.models.checkpoint import load_checkpoint
+from lookalike.models.state import load_training_state
+from lookalike.training.batches import batch_loader
+from lookalike.training.callbacks import (
+    BackboneFreezing,
+    Checkpointing,
+    ConsoleLog,
+    LearningRateSchedule,
+    NonFiniteGuard,
+    PoolRefresh,
+    ProgressBar,
+    Validation,
 )
-from lookalike.training.config import TrainConfig
+from lookalike.training.callbacks.checkpointing import position
+from lookalike.training.config import TrainConfig, resume_changes
 from lookalike.training.data import TrainingData, channel_statistics, prepare_training_data
-from lookalike.training.loop import EpochProgress, train_epoch
+from lookalike.training.fit import Callback, TrainingState, fit
 from lookalike.training.optim import build_optimizer, build_scheduler
+from lookalike.training.process import is_main_process
+from lookalike.training.progress import EpochProgress
 from lookalike.training.run import RunDirectory
-from lookalike.training.strategy import build_strategy
-
-
-class TrainingInterrupted(TrainingError):
-    """Ctrl-C during training; the position was saved and ``--resume`` continues from it."""
+from lookalike.training.strategy import build_plan
 
 
 @dataclass
@@ -66,180 +70,155 @@ def select_device(name: str) -> torch.device:
 def embedder_config(config: TrainConfig, data: TrainingData) -> EmbedderConfig:
     """The architecture to train: a pretrained backbone keeps the input normalisation its
     weights were trained with; one trained from scratch uses the data's own statistics
-    (measured here, after ``--cache-images``, so the images are decoded once)."""
-    normalization = pretrained_normalization(config.backbone) if config.pretrained else None
+    (measured once, after ``--cache-images``, so the images are decoded once)."""
+    model = config.model
+    normalization = pretrained_normalization(model.backbone) if model.pretrained else None
     mean, std = normalization or channel_statistics(data.train)
-    return EmbedderConfig(
-        backbone=config.backbone,
-        embedding_dim=config.embedding_dim,
-        input_size=config.input_size,
-        in_channels=data.channels,
-        mean=mean,
-        std=std,
-    )
+    return EmbedderConfig(backbone=model.backbone, embedding_dim=model.embedding_dim,
+                          input_size=model.input_size, in_channels=data.channels,
+                          mean=mean, std=std, distance=config.objective.distance)
 
 
-def cache_training_data(data: TrainingData, config: TrainConfig, show_progress: bool,
-                        log: Callable[[str], None]) -> TrainingData:
-    """Image files decoded and resized once (``--cache-images``): batches become array slices."""
+def open_data(config: TrainConfig, show_progress: bool,
+              log: Callable[[str], None]) -> TrainingData:
+    """The training and validation datasets; with ``--cache-images``, decoded and resized
+    once, so batches become array slices."""
+    data = prepare_training_data(config)
+    if not config.data.cache_images:
+        return data
+
     def cached(dataset: ImageDataset) -> ImageDataset:
-        collection = cache_resized(dataset.collection, config.input_size, dataset.channels,
-                                   workers=config.workers, progress=show_progress, log=log)
+        collection = cache_resized(dataset.collection, config.model.input_size,
+                                   dataset.channels, workers=config.data.workers,
+                                   progress=show_progress, log=log)
         return ImageDataset(collection, channels=dataset.channels)
 
     return dataclasses.replace(data, train=cached(data.train), val=cached(data.val))
 
 
-def epoch_batches(strategy: Any, epoch: int, data: TrainingData, config: TrainConfig,
-                  progress: EpochProgress) -> tuple[Any, Callable]:
-    """The epoch's batches and how to load them: decoded by ``--workers`` processes ahead of
-    use for image files, sliced directly from in-memory (or cached) arrays."""
-    batches = strategy.batches(epoch)
-    if config.workers == 0 or isinstance(data.train.collection, ArrayCollection):
-        return batches, data.train.batch
-    batches = list(batches)
-    loader = PrefetchingLoader(data.train, batches[progress.batches_done:], config.workers)
-    return batches, loader.load
+def callbacks_for(config: TrainConfig, run: RunDirectory, data: TrainingData,
+                  show_progress: bool, log: Callable[[str], None]) -> list[Callback]:
+    """The callbacks of a run, in hook order. Only the main process writes files or prints:
+    the others train and validate alike but get no writer, bar or log line."""
+    main = is_main_process()
+    objective, pools = config.objective, config.pools
+    callbacks: list[Callback] = []
+    if config.model.freeze_backbone_epochs:
+        callbacks.append(BackboneFreezing(config.model.freeze_backbone_epochs))
+    if objective.loss == "triplet" and objective.mining in ("hybrid", "offline-hard"):
+        callbacks.append(PoolRefresh(data.train, pools, objective.distance,
+                                     one_shot=objective.mining == "offline-hard",
+                                     pools_path=run.pools_path if main else None))
+    callbacks += [ProgressBar(show_progress and main), LearningRateSchedule(),
+                  NonFiniteGuard(run.root),
+                  Validation(data.val, objective.distance, show_progress and main)]
+    if main:
+        callbacks += [Checkpointing(run, data.class_names, config.to_dict()),
+                      ConsoleLog(log, pairs=objective.loss == "contrastive")]
+    return callbacks
 
 
-def validate(model: torch.nn.Module, data: TrainingData, device: torch.device,
-             show_progress: bool) -> dict[str, float]:
-    """Leave-one-out retrieval on the held-out split: the numbers that pick ``best``."""
-    embeddings = embed(model, data.val, batch_size=512, device=device, progress=show_progress)
-    metrics = evaluate_embeddings(embeddings, data.val.collection.labels)
-    return {"val_map_at_r": metrics.map_at_r, "val_precision_at_1": metrics.precision_at_1}
+def restore(state: TrainingState, run: RunDirectory, log: Callable[[str], None]) -> None:
+    """Put the saved optimiser, schedule, random streams and position into ``state``."""
+    saved = load_training_state(run.state)
+    state.optimizer.load_state_dict(saved["optimizer"])
+    if state.scheduler is not None:
+        state.scheduler.load_state_dict(saved["scheduler"])
+    state.generator.set_state(saved["generator"])
+    if "pair_generator" in saved:
+        state.pair_generator.set_state(saved["pair_generator"])
+    torch.set_rng_state(saved["torch_rng"])
+    state.epoch, state.best_score = saved["epoch"], saved["best_map_at_r"]
+    state.elapsed, state.progress = saved["elapsed"], EpochProgress(**saved["progress"])
+    state.committed = position(state.epoch, state.progress)
+    run.truncate_metrics(state.epoch)
+    log(f"resuming {run.root} at epoch {state.epoch + 1}, "
+        f"batch {state.progress.batches_done + 1}")
 
 
-def train(
-    config: TrainConfig,
-    out_dir: str | Path,
-    *,
-    resume: bool = False,
-    argv: list[str] | None = None,
-    show_progress: bool = True,
-    log: Callable[[str], None] = print,
-    backbone: torch.nn.Module | None = None,
-) -> TrainResult:
+def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
+                 show_progress: bool, log: Callable[[str], None],
+                 backbone: torch.nn.Module | None,
+                 extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Build everything ``config`` names and fit, from the saved position if ``resuming``."""
+    machine = config.machine
+    if machine.threads:
+        torch.set_num_threads(machine.threads)
+    device = select_device(machine.device)
+    torch.manual_seed(machine.seed)  # the global stream, for any library that draws from it
+    data = open_data(config, show_progress, log)
+    resuming = resuming and run.state.exists()
+    if resuming:  # the architecture and weights come from the last checkpoint
+        model, _ = load_checkpoint(run.last, backbone=backbone)
+    else:  # a fresh start, also where a run was killed before its first commit
+        run.truncate_metrics(0)
+        model = build_embedder(embedder_config(config, data), pretrained=config.model.pretrained,
+                               backbone=backbone)
+    model = model.to(device)
+    pair_generator = torch.Generator().manual_seed(machine.seed + 1)
+    plan = build_plan(config, data.train.collection.labels)
+    optimizer = build_optimizer(model, config)
+    state = TrainingState(
+        model=model, optimizer=optimizer, plan=plan,
+        load_batches=batch_loader(data.train, config.data.workers),
+        augment=Augment(crop_padding=config.data.crop_padding, flip=config.data.flip),
+        generator=torch.Generator().manual_seed(machine.seed), pair_generator=pair_generator,
+        device=device,
+        epochs=config.optim.epochs, seed=machine.seed,
+        scheduler=build_scheduler(optimizer, config, plan.batches_per_epoch),
+        scaler=torch.amp.GradScaler("cuda", enabled=machine.amp and device.type == "cuda"),
+        amp=machine.amp,
+    )
+    if resuming:
+        restore(state, run, log)
+    try:
+        fit(state, [*callbacks_for(config, run, data, show_progress, log), *extra_callbacks])
+    except TrainingInterrupted as stopped:
+        raise TrainingInterrupted(f"{stopped}; state saved, continue with: "
+                                  f"lookalike train --resume {run.root}") from None
+    return TrainResult(run=run, records=run.read_metrics(), best_map_at_r=state.best_score)
+
+
+def train(config: TrainConfig, out_dir: str | Path, *, argv: list[str] | None = None,
+          show_progress: bool = True, log: Callable[[str], None] = print,
+          backbone: torch.nn.Module | None = None,
+          extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train an embedder as ``config`` says, writing everything under ``out_dir``.
 
-    With ``resume=True`` the run folder's own config is used (only ``epochs`` may grow)
-    and training continues from the saved state. ``backbone`` plugs in any ``nn.Module``
-    returning (B, F) features or (B, F, h, w) maps instead of ``config.backbone`` (which then
-    only names it); pass the same module again to resume, evaluate or index its checkpoints.
+    ``backbone`` plugs in any ``nn.Module`` returning (B, F) features or (B, F, h, w) maps
+    instead of ``config.model.backbone`` (which then only names it); pass the same module
+    again to resume, evaluate or index its checkpoints. ``extra_callbacks`` run after the
+    run's own, on every hook (training/fit.py).
     """
     run = RunDirectory(Path(out_dir))
-    if resume:
-        epochs = config.epochs
-        config = run.read_config()
-        config.epochs = max(config.epochs, epochs)
-    elif run.config_path.exists() and (run.last.exists() or run.state.exists()):
+    if run.holds_run():
         raise ConfigError(
             f"{run.root} already holds a run; pass --resume to continue it or choose another --out"
         )
     config.validate()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = select_device(config.device)
-    torch.manual_seed(config.seed)  # weight initialisation
-
-    data = prepare_training_data(config)
-    if config.cache_images:
-        data = cache_training_data(data, config, show_progress, log)
-    model = build_embedder(embedder_config(config, data), pretrained=config.pretrained,
-                           backbone=backbone).to(device)
-    strategy = build_strategy(config, data.train, run.root)
-    optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config, strategy.batches_per_epoch)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
-    augment = Augment(crop_padding=config.crop_padding, flip=config.flip)
-
-    start_epoch, progress, best, elapsed = 0, EpochProgress(), -1.0, 0.0
-    generator = torch.Generator().manual_seed(config.seed)
-    if resume and run.state.exists():
-        model, _ = load_checkpoint(run.last, backbone=backbone)
-        model = model.to(device)
-        optimizer = build_optimizer(model, config)
-        scheduler = build_scheduler(optimizer, config, strategy.batches_per_epoch)
-        state = load_training_state(run.state)
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, best, elapsed = state["epoch"], state["best_map_at_r"], state["elapsed"]
-        progress = EpochProgress(**state["progress"])
-        run.truncate_metrics(start_epoch)
-        log(f"resuming {run.root} at epoch {start_epoch + 1}, batch {progress.batches_done + 1}")
-    else:
+    if is_main_process():
         run.root.mkdir(parents=True, exist_ok=True)
         run.write_config(config, argv)
+    return run_training(config, run, resuming=False, show_progress=show_progress, log=log,
+                        backbone=backbone, extra_callbacks=extra_callbacks)
 
-    def save(epoch: int, progress: EpochProgress) -> None:
-        save_checkpoint(run.last, model, embedder_config(config, data),
-                        class_names=data.class_names, training_config=config.to_dict())
-        save_training_state(run.state, {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "epoch": epoch,
-            "progress": progress.to_dict(),
-            "best_map_at_r": best,
-            "elapsed": elapsed,
-        })
 
-    records = run.read_metrics()
-    for epoch in range(start_epoch, config.epochs):
-        if progress.batches_done == 0:
-            # A fresh epoch draws its augmentations from a stream of its own (seed + epoch).
-            generator.manual_seed(config.seed * 100_003 + epoch)
-        epoch_started = time.perf_counter()
-        if config.freeze_backbone_epochs:
-            model.freeze_backbone(epoch < config.freeze_backbone_epochs)
-        try:
-            refresh_seconds = strategy.start_epoch(epoch, model=model, device=device)
-            batches, load_batch = epoch_batches(strategy, epoch, data, config, progress)
-            train_epoch(
-                model, strategy.loss, batches, load_batch, augment,
-                optimizer, progress=progress, generator=generator, device=device,
-                scheduler=scheduler, scaler=scaler, amp=config.amp,
-                total=strategy.batches_per_epoch,
-                description=f"epoch {epoch + 1}/{config.epochs}", show_progress=show_progress,
-            )
-            trained = time.perf_counter()
-            validation = validate(model, data, device, show_progress)
-            validation_seconds = time.perf_counter() - trained
-        except KeyboardInterrupt:
-            # Saved mid-epoch: resume skips the batches done (all of them, if the
-            # interrupt came during validation) and replays the same random streams.
-            elapsed += time.perf_counter() - epoch_started
-            save(epoch, progress)
-            raise TrainingInterrupted(
-                f"interrupted at epoch {epoch + 1}, batch {progress.batches_done + 1}; "
-                f"state saved, continue with: lookalike train --resume {run.root}"
-            ) from None
-        elapsed += trained - epoch_started  # training and mining time, not validation
-        record = {"epoch": epoch + 1, **progress.summary(), "refresh_seconds": refresh_seconds,
-                  **validation, "validation_seconds": validation_seconds, "seconds": elapsed}
-        run.log_epoch(record)
-        records.append(record)
-        score = validation["val_map_at_r"]
-        if math.isnan(score):  # no validation class has two items to retrieve: best = latest
-            is_best = best < 0
-        else:
-            is_best, best = score > best, max(best, score)
-        if is_best:
-            save_checkpoint(run.best, model, embedder_config(config, data),
-                            class_names=data.class_names, training_config=config.to_dict())
-        save(epoch + 1, EpochProgress())
-        log(
-            f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.4f}  "
-            f"{'pos-pairs' if config.loss == 'contrastive' else 'pos-triplets'} "
-            f"{record['fraction_positive']:.3f}  "
-            f"d(a,p) {record['mean_positive_distance']:.3f}  "
-            f"d(a,n) {record['mean_negative_distance']:.3f}  "
-            f"val MAP@R {record['val_map_at_r']:.4f}  P@1 {record['val_precision_at_1']:.4f}  "
-            f"{record['images_per_second']:.0f} img/s"
-        )
-        progress = EpochProgress()
-    return TrainResult(run=run, records=records, best_map_at_r=best)
+def resume(out_dir: str | Path, *, changes: Mapping[str, Any] | None = None,
+           argv: list[str] | None = None, show_progress: bool = True,
+           log: Callable[[str], None] = print,
+           backbone: torch.nn.Module | None = None,
+           extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Continue the run in ``out_dir`` with its saved config.
+
+    ``changes`` are options given again with ``--resume``: equal values are fine, the
+    resumable ones (``--epochs`` to extend a run, machine options) are applied and saved,
+    any other change is refused with a line naming it (training/config.py ``RESUMABLE``).
+    """
+    run = RunDirectory(Path(out_dir))
+    saved = run.read_config()
+    applied = resume_changes(saved, changes or {})
+    config = saved.with_options(**applied).validate()
+    if applied and is_main_process():
+        run.write_config(config, argv)
+    return run_training(config, run, resuming=True, show_progress=show_progress, log=log,
+                        backbone=backbone, extra_callbacks=extra_callbacks)

@@ -1,7 +1,7 @@
 """The distance-distribution picture behind hybrid mining (``lookalike analyze``).
 
 Top: anchor-positive and anchor-negative distances over all sampled anchors, with the two
-peaks marked and the four regions shaded (DESIGN 2.1): easy positives left of the positive
+peaks marked and the four regions shaded (docs/design.md 2.1): easy positives left of the positive
 peak, hard positives right of it, hard negatives left of the negative peak, easy negatives
 right of it; the pooled items' distances are overlaid. Bottom: the same for a few single
 anchors, with their pooled items marked.
@@ -49,7 +49,7 @@ def _overview(ax: Axes, analysis: PoolAnalysis) -> None:
     for values, color, name in ((analysis.pooled_positive, POSITIVE, "pooled hard positives"),
                                 (analysis.pooled_negative, NEGATIVE, "pooled hard negatives")):
         if values:
-            ax.hist(values, bins=edges, density=True, histtype="step", linewidth=2,
+            ax.hist(values, bins=edges.tolist(), density=True, histtype="step", linewidth=2,
                     color=color, linestyle=":", label=name)
     ax.set_xlim(lo, hi)
     ax.set_xlabel(f"{s['metric']} distance")
@@ -63,7 +63,7 @@ def _overview(ax: Axes, analysis: PoolAnalysis) -> None:
 def _example(ax: Axes, example: dict, edges: np.ndarray) -> None:
     for values, color, name in ((example["positive"], POSITIVE, "positives"),
                                 (example["negative"], NEGATIVE, "negatives")):
-        ax.hist(values, bins=edges, density=True, color=color, alpha=0.4, label=name)
+        ax.hist(values, bins=edges.tolist(), density=True, color=color, alpha=0.4, label=name)
     for values, color, name in ((example["pooled_positive"], POSITIVE, "pooled"),
                                 (example["pooled_negative"], NEGATIVE, "pooled")):
         for i, value in enumerate(values):

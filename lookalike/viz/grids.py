@@ -52,7 +52,8 @@ def _name(label: Any, class_names: Sequence[str] | None) -> str:
 
 
 def plot_retrieval_grid(query_images: Sequence[Any], result_images: Sequence[Sequence[Any]],
-                        result_distances: Any, query_labels: Sequence[int] | None = None,
+                        result_distances: Any,
+                        query_labels: Sequence[int | str | None] | np.ndarray | None = None,
                         result_labels: Any = None,
                         class_names: Sequence[str] | None = None) -> Figure:
     """One row per query: the query, then its k results with their distances.
@@ -61,7 +62,8 @@ def plot_retrieval_grid(query_images: Sequence[Any], result_images: Sequence[Seq
         query_images: Q images, each (H, W) or (H, W, 3), uint8 or float in [0, 1].
         result_images: Q rows of k images (any sizes; each panel scales its own).
         result_distances: (Q, k) distances, written under each result.
-        query_labels: (Q,) labels; with ``result_labels`` they colour the frames
+        query_labels: (Q,) labels (ints name ``class_names`` entries, other labels are shown
+            as they are, None is unknown); with ``result_labels`` they colour the frames
             (green: same label as the query, red: different). Without them frames are grey.
         result_labels: (Q, k) labels of the results.
         class_names: names for the labels in the titles.

@@ -34,8 +34,10 @@ def plot_search_grid(index: Index, query_images: Sequence[Image.Image],
                       + [blank] * (k - len(row)))
         distances[row_number, :len(row)] = [hit.distance for hit in row]
         labels.append([hit.label for hit in row] + [None] * (k - len(row)))
-    known = query_labels is not None and any(label is not None for label in query_labels)
+    known = None
+    if query_labels is not None and any(label is not None for label in query_labels):
+        known = list(query_labels)
     return plot_retrieval_grid(
         [_thumbnail(image) for image in query_images], images, distances,
-        query_labels=list(query_labels) if known else None,
-        result_labels=np.array(labels, dtype=object) if known else None)
+        query_labels=known,
+        result_labels=np.array(labels, dtype=object) if known is not None else None)

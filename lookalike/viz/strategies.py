@@ -1,7 +1,7 @@
 """Compare mining strategies by epochs *and* wall time to a metric, mining cost included.
 
 A strategy that needs fewer epochs can still lose on the clock (offline pool mining costs
-time), which is why every comparison plot has both x axes side by side (DESIGN sec. 2.3).
+time), which is why every comparison plot has both x axes side by side (docs/design.md 2.3).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def _mean_curve(seeds: list[list[Point]]) -> tuple[np.ndarray, ...]:
         for point in run:
             if len(point) != 3:
                 raise DataError(f"points must be (epoch, seconds, value), got {point!r}")
-            epoch, seconds, value = (float(v) for v in point)
-            table.setdefault(epoch, []).append((seconds, value))
+            epoch, elapsed, value = (float(v) for v in point)
+            table.setdefault(epoch, []).append((elapsed, value))
     epochs = np.array(sorted(table))
     stats = [np.array(table[e]) for e in epochs]
     seconds = np.array([s[:, 0].mean() for s in stats])

@@ -46,7 +46,7 @@ def test_a_class_folder_named_like_a_listing_is_still_a_folder(make_folder) -> N
 def test_broken_layout_fails_with_the_file_named(tmp_path: Path) -> None:
     sop = write_sop(tmp_path)
     (sop / "Ebay_train.txt").write_text("image_id class_id super_class_id path\n1 2\n")
-    with pytest.raises(DataError, match="Ebay_train.txt:2: expected 4 fields"):
+    with pytest.raises(DataError, match=r"Ebay_train\.txt:2: expected 4 fields"):
         open_collection(tmp_path, split="seen")
 
 

@@ -42,7 +42,7 @@ def test_missing_variable_or_field(cars: Path) -> None:
     mat = cars / "cars_annos.mat"
     annotations = cars_annotations(["car_ims/000001.jpg"], [1])
     savemat(mat, {"annotations": annotations})
-    with pytest.raises(DataError, match="cars_annos.mat: no 'class_names' variable"):
+    with pytest.raises(DataError, match=r"cars_annos\.mat: no 'class_names' variable"):
         load_cars196(cars)
     savemat(mat, {"annotations": cars_annotations(["car_ims/000001.jpg"], [1], drop=("class",)),
                   "class_names": cell_array(CARS_NAMES)})
@@ -54,13 +54,14 @@ def test_class_outside_class_names(cars: Path) -> None:
     savemat(cars / "cars_annos.mat", {
         "annotations": cars_annotations(["car_ims/000001.jpg", "car_ims/000002.jpg"], [1, 7]),
         "class_names": cell_array(CARS_NAMES)})
-    with pytest.raises(DataError, match="cars_annos.mat: annotation 2 has class 7, outside 1..6"):
+    with pytest.raises(DataError,
+                       match=r"cars_annos\.mat: annotation 2 has class 7, outside 1\.\.6"):
         load_cars196(cars)
 
 
 def test_not_a_mat_file(cars: Path) -> None:
     (cars / "cars_annos.mat").write_bytes(b"not a MATLAB file at all" * 8)
-    with pytest.raises(DataError, match="cars_annos.mat: not a readable MATLAB file"):
+    with pytest.raises(DataError, match=r"cars_annos\.mat: not a readable MATLAB file"):
         load_cars196(cars)
 
 

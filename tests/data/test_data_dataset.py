@@ -78,7 +78,7 @@ def test_defaults_and_dataloader():
     dataset = ImageDataset(arrays(False))
     assert dataset.channels == 1 and dataset.size == (9, 11) and len(dataset) == 10
     assert ImageDataset(arrays(True)).channels == 3
-    images, labels, indices = next(iter(DataLoader(dataset, batch_size=4)))
+    images, _labels, indices = next(iter(DataLoader(dataset, batch_size=4)))
     assert images.shape == (4, 1, 9, 11) and indices.tolist() == [0, 1, 2, 3]
     assert torch.equal(images, dataset.batch(range(4))[0])
 

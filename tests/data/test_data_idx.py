@@ -73,7 +73,7 @@ def test_missing_and_damaged_gzip(tmp_path):
         read_idx(tmp_path / "nope")
     damaged = tmp_path / "damaged.gz"
     damaged.write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x10" + bytes(16))[:-10])
-    with pytest.raises(DataError, match="damaged.gz: damaged gzip data"):
+    with pytest.raises(DataError, match=r"damaged\.gz: damaged gzip data"):
         read_idx(damaged)
 
 

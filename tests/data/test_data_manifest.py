@@ -85,5 +85,5 @@ def test_missing_files_can_be_left_for_skip_bad(manifest_dir):
 
 
 def test_missing_manifest(tmp_path):
-    with pytest.raises(DataError, match="nope.csv: no such manifest file"):
+    with pytest.raises(DataError, match=r"nope\.csv: no such manifest file"):
         read_manifest(tmp_path / "nope.csv")

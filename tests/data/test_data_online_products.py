@@ -71,6 +71,6 @@ def test_malformed_line_is_named(sop: Path, line: int, text: str, message: str) 
 
 def test_missing_image_is_named_with_its_line(sop: Path) -> None:
     (sop / "chair_final" / "111085122875_1.JPG").unlink()
-    with pytest.raises(DataError, match="Ebay_test.txt:9: no such image file .*_1.JPG$"):
+    with pytest.raises(DataError, match=r"Ebay_test\.txt:9: no such image file .*_1\.JPG$"):
         load_online_products(sop)
     assert len(load_online_products(sop, check_files=False)) == 18

@@ -63,7 +63,7 @@ def test_file_collection_and_validate(tmp_path, image_file):
     assert collection.source(1) == str(broken)
     assert collection.subset([3, 0]).paths == [str(good[2]), str(good[0])]
     assert list(collection.subset([3, 0]).splits) == ["b", "a"]
-    with pytest.raises(BadImageError, match="broken.png: not an image file"):
+    with pytest.raises(BadImageError, match=r"broken\.png: not an image file"):
         collection.validate(skip_bad=False, progress=False)
     cleaned, bad = collection.validate(skip_bad=True, progress=False)
     assert len(cleaned) == 3 and cleaned.paths == [str(p) for p in good]
@@ -82,7 +82,7 @@ def test_check_trainable():
     with pytest.raises(DataError, match=r"^only one class 'bag': triplet training needs at "
                                         r"least 2 classes \(no negatives\)$"):
         check_trainable(one_class)
-    with pytest.raises(DataError, match="class 'a' has 2 images; .* at least 3 per class$"):
+    with pytest.raises(DataError, match=r"class 'a' has 2 images; .* at least 3 per class$"):
         check_trainable(small_array(), min_per_class=3)
     with pytest.raises(DataError, match="empty"):
         check_trainable(small_array().subset([]))

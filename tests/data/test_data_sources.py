@@ -36,7 +36,7 @@ def test_unknown_or_missing_spec(tmp_path):
         open_collection(str(tmp_path / "nowhere"))
     other = tmp_path / "notes.txt"
     other.write_text("x")
-    with pytest.raises(DataError, match="notes.txt: not a folder or a .csv manifest"):
+    with pytest.raises(DataError, match=r"notes\.txt: not a folder or a \.csv manifest"):
         open_collection(other)
 
 
@@ -54,7 +54,7 @@ def test_skip_bad_drops_counts_and_reports(make_folder):
     # without skip_bad the bad file fails when it is used, naming it
     plain = open_collection(root)
     assert len(plain) == 5
-    with pytest.raises(BadImageError, match="a/2.png: not an image file"):
+    with pytest.raises(BadImageError, match=r"a/2\.png: not an image file"):
         plain.load(1)
 
 
@@ -62,7 +62,7 @@ def test_skip_bad_drops_missing_manifest_rows(make_folder):
     root = make_folder({"a": ["1.png"], "b": ["1.png"]})
     csv = root / "list.csv"
     csv.write_text("path,label\na/1.png,a\nb/1.png,b\nb/9.png,b\n")
-    with pytest.raises(DataError, match="list.csv:4: no such image file"):
+    with pytest.raises(DataError, match=r"list\.csv:4: no such image file"):
         open_collection(csv)
     with pytest.warns(UserWarning, match="skipped 1 bad images of 3"):
         assert len(open_collection(csv, skip_bad=True, progress=False)) == 2

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 import torch
+
+from lookalike.distances import DISTANCES, Distance, register_distance
+
+
+def manhattan(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, M) L1 distances: a toy distance that no built-in code path knows."""
+    return torch.cdist(x, y, p=1)
+
+
+MANHATTAN = Distance("manhattan", manhattan, faiss_metric="L1", from_faiss=lambda s: s,
+                     summary="L1 distance sum |x - y|")
 
 
 def clustered(seed: int, n: int = 240, dim: int = 16, classes: int = 6,
@@ -24,21 +35,27 @@ def clustered(seed: int, n: int = 240, dim: int = 16, classes: int = 6,
     return points.astype(np.float32), labels
 
 
-def loop_knn(query: np.ndarray, gallery: np.ndarray, k: int, metric: str,
+def pair_distance(q: np.ndarray, g: np.ndarray, distance: str) -> float:
+    """One float64 distance, written out by its definition."""
+    if distance == "cosine":
+        return 1.0 - float(q @ g) / float(np.linalg.norm(q) * np.linalg.norm(g))
+    if distance == "manhattan":
+        return float(np.abs(q - g).sum())
+    squared = float(((q - g) ** 2).sum())
+    return squared if distance == "squared_euclidean" else float(np.sqrt(squared))
+
+
+def loop_knn(query: np.ndarray, gallery: np.ndarray, k: int, distance: str,
              exclude: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Brute force, one pair at a time in float64: sort by (distance, gallery index)."""
     query, gallery = query.astype(np.float64), gallery.astype(np.float64)
-    if metric == "cosine":
-        query = query / np.linalg.norm(query, axis=1, keepdims=True)
-        gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     distances, indices = [], []
     for i, q in enumerate(query):
         pairs = []
         for j, g in enumerate(gallery):
             if exclude is not None and exclude[i] == j:
                 continue
-            d = 1.0 - float(q @ g) if metric == "cosine" else float(np.sqrt(((q - g) ** 2).sum()))
-            pairs.append((d, j))
+            pairs.append((pair_distance(q, g, distance), j))
         pairs.sort()
         distances.append([d for d, _ in pairs[:k]])
         indices.append([j for _, j in pairs[:k]])
@@ -69,3 +86,11 @@ def knn_oracle() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
 @pytest.fixture
 def pml_exact_knn() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return exact_pml_knn
+
+
+@pytest.fixture
+def registered_manhattan() -> Iterator[Distance]:
+    """The toy distance, registered for one test (and removed after it)."""
+    register_distance(MANHATTAN)
+    yield MANHATTAN
+    DISTANCES.unregister(MANHATTAN.name)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lookalike.distances import METRICS
 from lookalike.evaluation import evaluate_embeddings
 
 pytest.importorskip("pytorch_metric_learning")
-from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator  # noqa: E402
+from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
 INCLUDE = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
 
@@ -27,12 +28,12 @@ def assert_same(ours, theirs) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
-def test_leave_one_out_matches_pml(seed, metric, make_clustered, pml_exact_knn):
+@pytest.mark.parametrize("distance", METRICS)
+def test_leave_one_out_matches_pml(seed, distance, make_clustered, pml_exact_knn):
     embeddings, labels = make_clustered(seed, noise=1.5)
-    if metric == "cosine":  # PML ranks by L2; on unit vectors that is the cosine ranking
+    if distance == "cosine":  # PML ranks by L2; on unit vectors that is the cosine ranking
         embeddings = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    ours = evaluate_embeddings(embeddings, labels, metric=metric)
+    ours = evaluate_embeddings(embeddings, labels, distance=distance)
     theirs = pml(pml_exact_knn, embeddings, labels)
     assert_same(ours, theirs)
     assert ours.num_skipped == 1  # the class of one item, as PML leaves it out
@@ -45,7 +46,7 @@ def test_query_gallery_matches_pml(seed, make_clustered, pml_exact_knn):
     queries = np.arange(len(labels)) % 3 == 0
     labels = labels.copy()
     labels[np.flatnonzero(queries)[0]] = 77  # a query whose class the gallery lacks
-    ours = evaluate_embeddings(embeddings, labels, query_mask=queries, metric="euclidean")
+    ours = evaluate_embeddings(embeddings, labels, query_mask=queries, distance="euclidean")
     theirs = pml(pml_exact_knn, embeddings[queries], labels[queries],
                  embeddings[~queries], labels[~queries])
     assert_same(ours, theirs)
@@ -55,7 +56,7 @@ def test_query_gallery_matches_pml(seed, make_clustered, pml_exact_knn):
 def test_matches_pml_with_its_own_faiss_search(make_clustered):
     """No oracle of ours in the loop: PML's default float32 faiss k-NN on separated data."""
     embeddings, labels = make_clustered(7, n=200, noise=1.0)
-    ours = evaluate_embeddings(embeddings, labels, metric="euclidean")
+    ours = evaluate_embeddings(embeddings, labels, distance="euclidean")
     theirs = AccuracyCalculator(include=INCLUDE, k="max_bin_count").get_accuracy(
         embeddings, labels)
     assert_same(ours, theirs)

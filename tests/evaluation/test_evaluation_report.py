@@ -15,7 +15,7 @@ from lookalike.evaluation import RetrievalMetrics, evaluate_embeddings, knn_sear
 def test_leave_one_out_equals_loops_over_the_neighbour_table(make_clustered, knn_oracle):
     x, labels = make_clustered(0, n=120, noise=2.0)
     metrics = evaluate_embeddings(x, labels, ks=(1, 3))
-    _, table = knn_oracle(x, x, 119, "cosine", exclude=list(range(120)))
+    _, table = knn_oracle(x, x, 119, "euclidean", exclude=list(range(120)))  # the default
     p1, p3, rec3, rprec, ap = [], [], [], [], []
     for i, row in enumerate(table):
         hits = [int(labels[j] == labels[i]) for j in row]
@@ -48,9 +48,9 @@ def test_blocks_give_the_same_numbers(chunk_size, split, make_clustered):
 def test_query_mask_equals_explicit_gallery_and_accepts_tensors(make_clustered):
     x, labels = make_clustered(2, n=90)
     mask = np.arange(90) < 30
-    by_mask = evaluate_embeddings(x, labels, query_mask=mask, metric="euclidean")
+    by_mask = evaluate_embeddings(x, labels, query_mask=mask, distance="euclidean")
     by_gallery = evaluate_embeddings(torch.from_numpy(x[mask]), torch.from_numpy(labels[mask]),
-                                     gallery=(x[~mask], labels[~mask]), metric="euclidean")
+                                     gallery=(x[~mask], labels[~mask]), distance="euclidean")
     assert by_mask == by_gallery
     assert by_mask.num_queries + by_mask.num_skipped == 30
 

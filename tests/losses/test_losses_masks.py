@@ -58,7 +58,7 @@ def test_selectors_run_without_grad_and_return_valid_triplets(name):
     emb = torch.randn(20, 3, generator=gen, requires_grad=True)
     labels = torch.randint(0, 4, (20,), generator=gen)
     dist = torch.cdist(emb, emb)
-    a, p, n = SELECTORS[name](dist, labels, 1.0)
+    a, p, n = SELECTORS.get(name)(dist, labels, 1.0)
     assert len(a) > 0 and a.dtype == torch.long and not a.requires_grad
     assert (labels[a] == labels[p]).all() and (a != p).all() and (labels[a] != labels[n]).all()
 
@@ -80,5 +80,5 @@ def test_bad_configuration_and_shapes_raise_lookalike_errors():
 @pytest.mark.parametrize("name", list(SELECTORS))
 def test_selectors_on_tiny_batches_return_no_triplets(name, size):
     labels = torch.zeros(size, dtype=torch.long)
-    found = SELECTORS[name](torch.zeros(size, size), labels, 0.2)
+    found = SELECTORS.get(name)(torch.zeros(size, size), labels, 0.2)
     assert all(len(t) == 0 and t.dtype == torch.long for t in found)

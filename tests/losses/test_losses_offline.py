@@ -88,5 +88,5 @@ def test_offline_loss_rejects_a_broken_layout():
     emb = torch.zeros(6, 2)
     with pytest.raises(DataError, match="rows 3-5"):
         TripletLoss("offline")(emb, torch.tensor([0, 0, 1, 2, 1, 0]))
-    with pytest.raises(DataError, match="multiple of 3|triples"):
+    with pytest.raises(DataError, match=r"multiple of 3|triples"):
         TripletLoss("offline")(torch.zeros(4, 2), torch.tensor([0, 0, 1, 1]))

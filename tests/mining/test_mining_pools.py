@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from lookalike.errors import ConfigError, DataError
-from lookalike.mining import pools as pools_module
-from lookalike.mining.pools import PoolConfig, Pools, mine_pools, mine_pools_naive
+from lookalike.mining import candidates, faiss_negatives, pool_search
+from lookalike.mining.pool_search import mine_pools
+from lookalike.mining.pools import PoolConfig, Pools
 
-SKIPS = PoolConfig(k_pos=3, k_neg=4, skip_pos=0.2, skip_neg=0.05, skip_pos_min=1,
-                   skip_neg_min=2)
+from ..oracles.pools import mine_pools_naive
+
+SKIPS = PoolConfig(hard_positives=3, hard_negatives=4, positive_band=0.2, negative_band=0.05,
+                   skip_hardest=2)
 
 
 def assert_same_pools(fast: Pools, naive: Pools) -> None:
@@ -28,19 +32,19 @@ def assert_same_pools(fast: Pools, naive: Pools) -> None:
 def loop_pools(x: np.ndarray, y: np.ndarray, config: PoolConfig) -> tuple[list, list]:
     """Plain-Python definition: sort each anchor's candidates, skip, take k, pad with -1."""
     d = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
-    if config.metric == "squared_euclidean":
+    if config.distance == "squared_euclidean":
         d = d**2
-    elif config.metric == "cosine":
+    elif config.distance == "cosine":
         unit = x / np.linalg.norm(x, axis=1, keepdims=True)
         d = 1.0 - unit @ unit.T
     pos, neg = [], []
     for i in range(len(x)):
-        for positive, k, out in ((True, config.k_pos, pos), (False, config.k_neg, neg)):
+        for positive, k, out in ((True, config.hard_positives, pos),
+                                 (False, config.hard_negatives, neg)):
             cands = [j for j in range(len(x)) if j != i and (y[j] == y[i]) == positive]
             cands.sort(key=lambda j: (-d[i, j] if positive else d[i, j], j))
-            frac, least = ((config.skip_pos, config.skip_pos_min) if positive
-                           else (config.skip_neg, config.skip_neg_min))
-            skip = max(least, math.floor(frac * len(cands) + 1e-9))
+            band = config.positive_band if positive else config.negative_band
+            skip = max(config.skip_hardest, math.floor(band * len(cands) + 1e-9))
             skip = min(skip, max(len(cands) - 1, 0))
             chosen = cands[skip:skip + k]
             out.append(chosen + [-1] * (k - len(chosen)))
@@ -48,10 +52,11 @@ def loop_pools(x: np.ndarray, y: np.ndarray, config: PoolConfig) -> tuple[list, 
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "squared_euclidean", "cosine"])
-@pytest.mark.parametrize("config", [PoolConfig(k_pos=2, k_neg=3), SKIPS], ids=["plain", "skip"])
+@pytest.mark.parametrize("config", [PoolConfig(hard_positives=2, hard_negatives=3), SKIPS],
+                         ids=["plain", "skip"])
 def test_naive_oracle_equals_python_loop(clusters, metric: str, config: PoolConfig) -> None:
     x, y = clusters([1, 2, 4, 7, 12], dim=3, seed=4)
-    config = PoolConfig(**{**config.__dict__, "metric": metric})
+    config = replace(config, distance=metric)
     pos, neg = loop_pools(x.astype(np.float64), y, config)
     naive = mine_pools_naive(x, y, config)
     np.testing.assert_array_equal(naive.positive_index, np.array(pos))
@@ -60,13 +65,14 @@ def test_naive_oracle_equals_python_loop(clusters, metric: str, config: PoolConf
 
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
 @pytest.mark.parametrize("metric", ["euclidean", "squared_euclidean", "cosine"])
-@pytest.mark.parametrize("config", [PoolConfig(k_pos=3, k_neg=4), SKIPS], ids=["plain", "skip"])
+@pytest.mark.parametrize("config", [PoolConfig(hard_positives=3, hard_negatives=4), SKIPS],
+                         ids=["plain", "skip"])
 @pytest.mark.parametrize("block_size", [1, 7, 64, 5000])
 def test_fast_equals_naive(mixed_clusters, backend: str, metric: str, config: PoolConfig,
                            block_size: int) -> None:
     """The issue's pool-equivalence test: classes of 1..160 items, blocks cutting classes."""
     x, y = mixed_clusters
-    config = PoolConfig(**{**config.__dict__, "metric": metric})
+    config = replace(config, distance=metric)
     fast = mine_pools(x, y, config, block_size=block_size, backend=backend)
     naive = mine_pools_naive(x, y, config)
     assert_same_pools(fast, naive)
@@ -76,12 +82,13 @@ def test_fast_equals_naive(mixed_clusters, backend: str, metric: str, config: Po
 
 
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
-@pytest.mark.parametrize("config", [PoolConfig(k_pos=2, k_neg=2), PoolConfig(
-    k_pos=4, k_neg=3, skip_pos=0.3, skip_neg=0.02, skip_neg_min=1, metric="cosine")])
+@pytest.mark.parametrize("config", [PoolConfig(hard_positives=2, hard_negatives=2), PoolConfig(
+    hard_positives=4, hard_negatives=3, positive_band=0.3, negative_band=0.02, skip_hardest=1,
+    distance="cosine")])
 def test_fast_equals_naive_with_column_chunks(monkeypatch, clusters, backend: str,
                                               config: PoolConfig) -> None:
     """Wider data: column chunks that cut classes, the group-extreme prefilter, wide skips."""
-    monkeypatch.setattr(pools_module, "BLOCK_ELEMENTS", 96 * 700)  # 700-column chunks
+    monkeypatch.setattr(pool_search, "BLOCK_ELEMENTS", 96 * 700)  # 700-column chunks
     x, y = clusters([1, 2, 40, 300, 500, 900], dim=5, seed=2)
     fast = mine_pools(x, y, config, block_size=96, backend=backend)
     assert_same_pools(fast, mine_pools_naive(x, y, config))
@@ -94,7 +101,7 @@ def test_group_extreme_equals_topk(cols: int, largest: bool) -> None:
     scores = torch.randn(6, cols, generator=g).round(decimals=1)  # many exact ties
     scores[0, : cols // 2] = -math.inf if largest else math.inf  # masked share of a row
     for kk in (1, 3, 10, 200):
-        values, cols_found = pools_module._extreme(scores, kk, largest)
+        values, cols_found = candidates.extreme_columns(scores, kk, largest)
         expected = scores.topk(min(kk, cols), dim=1, largest=largest).values
         np.testing.assert_array_equal(values.sort(dim=1).values, expected.sort(dim=1).values)
         np.testing.assert_array_equal(scores.gather(1, cols_found), values)
@@ -106,18 +113,18 @@ def test_points_on_a_line() -> None:
     x = np.array([[0.0], [1.0], [3.0], [6.0], [4.5], [10.0], [11.0]])
     y = np.array([0, 0, 0, 0, 1, 1, 1])
     for mine in (mine_pools, mine_pools_naive):
-        pools = mine(x, y, PoolConfig(k_pos=3, k_neg=2))
+        pools = mine(x, y, PoolConfig(hard_positives=3, hard_negatives=2))
         np.testing.assert_array_equal(pools.positive_index[0], [3, 2, 1])  # farthest first
         np.testing.assert_allclose(pools.positive_distance[0], [6.0, 3.0, 1.0])
         np.testing.assert_array_equal(pools.negative_index[0], [4, 5])  # nearest first
         np.testing.assert_array_equal(pools.negative_index[4], [2, 3])  # tie at 1.5: index 2 first
         np.testing.assert_array_equal(pools.positive_index[4], [6, 5, -1])  # 2 positives
         assert np.isnan(pools.positive_distance[4, 2])
-        skipped = mine(x, y, PoolConfig(k_pos=2, k_neg=1, skip_pos_min=1, skip_neg_min=1))
+        skipped = mine(x, y, PoolConfig(hard_positives=2, hard_negatives=1, skip_hardest=1))
         np.testing.assert_array_equal(skipped.positive_index[0], [2, 1])  # 2nd farthest on
         np.testing.assert_array_equal(skipped.negative_index[0], [5])
         np.testing.assert_array_equal(skipped.positive_index[4], [5, -1])  # 1 of 2 skipped
-        clamped = mine(x, y, PoolConfig(k_pos=2, skip_pos_min=9))  # never skip them all
+        clamped = mine(x, y, PoolConfig(hard_positives=2, skip_hardest=9))  # never skip all
         np.testing.assert_array_equal(clamped.positive_index[0], [1, -1])
 
 
@@ -125,7 +132,7 @@ def test_ties_go_to_the_smaller_index() -> None:
     x = np.array([[0.0, 0.0], [2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [5.0, 5.0], [-5.0, -5.0]])
     y = np.array([0, 0, 0, 0, 1, 1])
     for mine in (mine_pools, mine_pools_naive):
-        pools = mine(x, y, PoolConfig(k_pos=3, k_neg=2))
+        pools = mine(x, y, PoolConfig(hard_positives=3, hard_negatives=2))
         np.testing.assert_array_equal(pools.positive_index[0], [1, 2, 3])
         np.testing.assert_array_equal(pools.negative_index[0], [4, 5])
 
@@ -133,25 +140,25 @@ def test_ties_go_to_the_smaller_index() -> None:
 def test_exact_duplicates_tie_break_like_the_oracle(clusters) -> None:
     x, y = clusters([5, 30, 40], dim=4, seed=3)
     x, y = np.concatenate([x, x, x]), np.concatenate([y, y, y])  # every item three times
-    config = PoolConfig(k_pos=4, k_neg=4)
+    config = PoolConfig(hard_positives=4, hard_negatives=4)
     assert_same_pools(mine_pools(x, y, config, block_size=16), mine_pools_naive(x, y, config))
 
 
 def test_edge_cases_single_class_and_k_zero(clusters) -> None:
     x, y = clusters([12], seed=5)
     pools = mine_pools(torch.from_numpy(x).requires_grad_(), torch.from_numpy(y),
-                       PoolConfig(k_pos=2, k_neg=3), progress=True)
+                       PoolConfig(hard_positives=2, hard_negatives=3), progress=True)
     assert (pools.negative_index == -1).all() and pools.positive_index.min() >= 0
     assert pools.negative_index.shape == (12, 3) and pools.negative_index.dtype == np.int64
-    empty = mine_pools(x, y, PoolConfig(k_pos=0, k_neg=0))
+    empty = mine_pools(x, y, PoolConfig(hard_positives=0, hard_negatives=0))
     assert empty.positive_index.shape == (12, 0) and empty.problem() is None
 
 
 def test_auto_backend_matches_torch(mixed_clusters) -> None:
     x, y = mixed_clusters
-    wide = PoolConfig(k_pos=2, k_neg=3, skip_neg=0.3)  # wide band and few classes: faiss
-    assert pools_module._use_faiss("auto", 7, 90)
-    assert not pools_module._use_faiss("auto", 200, 90)
+    wide = PoolConfig(hard_positives=2, hard_negatives=3, negative_band=0.3)  # few classes
+    assert faiss_negatives.use_faiss("auto", 7, 90)  # and a wide band: faiss
+    assert not faiss_negatives.use_faiss("auto", 200, 90)
     assert_same_pools(mine_pools(x, y, wide), mine_pools(x, y, wide, backend="torch"))
 
 
@@ -169,8 +176,9 @@ def test_bad_inputs_raise_data_error(embeddings, labels, message: str) -> None:
 
 def test_bad_options_raise() -> None:
     with pytest.raises(DataError, match="row 1 is zero"):
-        mine_pools(np.array([[1.0, 0.0], [0.0, 0.0]]), [0, 1], PoolConfig(metric="cosine"))
-    for bad in ({"k_pos": -1}, {"skip_neg": 1.0}, {"metric": "manhattan"}, {"k_neg": 1.5}):
+        mine_pools(np.array([[1.0, 0.0], [0.0, 0.0]]), [0, 1], PoolConfig(distance="cosine"))
+    for bad in ({"hard_positives": -1}, {"negative_band": 1.0}, {"distance": "manhattan"},
+                {"hard_negatives": 1.5}, {"skip_hardest": True}):
         with pytest.raises(ConfigError):
             PoolConfig(**bad)
     with pytest.raises(ConfigError, match="backend"):

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from lookalike.errors import DataError
-from lookalike.mining.pools import FORMAT, PoolConfig, Pools, mine_pools
+from lookalike.mining.pool_search import mine_pools
+from lookalike.mining.pools import FORMAT, PoolConfig, Pools
 
 
 @pytest.fixture
 def pools(mixed_clusters) -> Pools:
     x, y = mixed_clusters
-    mined = mine_pools(x, y, PoolConfig(k_pos=2, k_neg=3, skip_neg_min=1, metric="cosine"))
+    mined = mine_pools(x, y, PoolConfig(hard_positives=2, hard_negatives=3, skip_hardest=1,
+                                        distance="cosine"))
     mined.extra["labels"] = y
     return mined
 
@@ -42,11 +44,22 @@ def rewrite(path: Path, pools: Pools, **changes: np.ndarray) -> None:
     np.savez(path, **{key: value for key, value in arrays.items() if value is not None})
 
 
+def test_files_with_the_older_config_names_load(tmp_path: Path, pools: Pools) -> None:
+    """Pools files written before PoolConfig took the flag names (k_pos ...) still load."""
+    legacy = {"k_pos": 2, "k_neg": 3, "skip_pos": 0.0, "skip_neg": 0.0, "skip_pos_min": 1,
+              "skip_neg_min": 1, "metric": "cosine"}
+    path = tmp_path / "legacy.npz"
+    rewrite(path, pools, config=np.array(json.dumps(legacy)))
+    assert Pools.load(path).config == pools.config
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"negative_index": None}, "lacks arrays negative_index"),
     ({"format": np.array("something-else/1")}, "not a lookalike pools file"),
     ({"config": np.array("{not json")}, "bad pools config"),
-    ({"config": np.array(json.dumps({"k_pos": -2}))}, "bad pools config"),
+    ({"config": np.array(json.dumps({"hard_positives": -2}))}, "bad pools config"),
+    ({"config": np.array(json.dumps({"skip_pos_min": 1, "skip_neg_min": 2}))}, "differ"),
+    ({"config": np.array("[1, 2]")}, "bad pools config"),
     ({"positive_index": np.zeros((3, 2), np.int64)}, "shapes"),
     ({"negative_distance": np.full((280, 3), np.nan, np.float32)}, "nan exactly where"),
     ({"positive_index": np.full((280, 2), 10_000)}, "outside"),

@@ -52,7 +52,7 @@ def test_registry_names_and_errors() -> None:
     assert isinstance(backbone, SmallCNN) and backbone.feature_dim == 6
     assert backbone.in_channels == 3
     assert create_backbone("small-cnn").in_channels == 1  # the documented default
-    with pytest.raises(ConfigError, match="unknown backbone 'resnet'.*small-cnn"):
+    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet'.*small-cnn"):
         create_backbone("resnet")
     with pytest.raises(ConfigError, match="bad options for backbone 'small-cnn'"):
         create_backbone("small-cnn", depth=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import pickle
@@ -12,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from lookalike.errors import CheckpointError
+from lookalike.errors import CheckpointError, ConfigError
 from lookalike.models import (
     Embedder,
     EmbedderConfig,
@@ -135,7 +136,7 @@ def test_weights_of_the_same_shape_from_another_save(tiny_model: Embedder, tmp_p
     perturb(tiny_model)
     newer = save(tiny_model, tmp_path / "newer")
     (path / "model.safetensors").write_bytes((newer / "model.safetensors").read_bytes())
-    with pytest.raises(CheckpointError, match="does not match model.json.*mixed saves"):
+    with pytest.raises(CheckpointError, match=r"does not match model\.json.*mixed saves"):
         load_checkpoint(path)
 
 
@@ -168,3 +169,37 @@ def test_custom_backbone_checkpoint(tmp_path: Path) -> None:
         load_checkpoint(path)
     loaded, _ = load_checkpoint(path, backbone=make())
     assert model_fingerprint(loaded) == model_fingerprint(model)
+
+
+def test_the_distance_is_saved_and_checked(tiny_model: Embedder, tmp_path: Path,
+                                           tiny_config: Callable[..., EmbedderConfig]) -> None:
+    path = save(build_embedder(tiny_config(distance="cosine"), seed=1), tmp_path / "cosine")
+    assert json.loads((path / "model.json").read_text())["embedder"]["distance"] == "cosine"
+    _, info = load_checkpoint(path)
+    assert info.config.distance == "cosine"
+    # same weights, another distance: another model for an index (its distances differ)
+    assert info.fingerprint != model_fingerprint(tiny_model)
+    with pytest.raises(ConfigError, match="distance 'hamming' is not a registered distance"):
+        tiny_config(distance="hamming")
+
+
+def test_a_checkpoint_from_before_the_distance_field_loads_as_euclidean(
+        tiny_model: Embedder, tmp_path: Path) -> None:
+    path = save(tiny_model, tmp_path / "ckpt")
+    document = json.loads((path / "model.json").read_text())
+    assert document["embedder"].pop("distance") == "euclidean"
+    (path / "model.json").write_text(json.dumps(document))  # as lookalike wrote it before
+    _, info = load_checkpoint(path)  # the stored fingerprint still matches
+    assert info.config.distance == "euclidean"
+    assert info.fingerprint == document["fingerprint"] == fingerprint_before_distance(tiny_model)
+
+
+def fingerprint_before_distance(model: Embedder) -> str:
+    """The fingerprint as lookalike computed it before EmbedderConfig had ``distance``."""
+    config = {k: v for k, v in model.config.to_dict().items() if k != "distance"}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]

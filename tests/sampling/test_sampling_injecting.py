@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
 
 from lookalike.errors import ConfigError
 from lookalike.sampling.injecting import HardPositiveBatchSampler, draw_from_pools
+
+
+class PoolArrays(NamedTuple):
+    """The two arrays of a pools object, as the sampler reads them."""
+
+    positive_index: np.ndarray
+    negative_index: np.ndarray | None
 
 
 def make_pools(labels: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +46,8 @@ def test_draw_from_pools_picks_valid_entries_only() -> None:
 def test_every_anchor_brings_a_member_of_its_pools(inject_negatives: bool) -> None:
     labels = np.repeat(np.arange(6), 20)
     positives, negatives = make_pools(labels, k=3)
-    sampler = HardPositiveBatchSampler(labels, positives, negatives, classes_per_batch=3,
+    sampler = HardPositiveBatchSampler(labels, PoolArrays(positives, negatives),
+                                       classes_per_batch=3,
                                        anchors_per_class=4, inject_negatives=inject_negatives)
     for batch in sampler:
         assert len(batch) == len(set(batch)), "no item twice in a batch"
@@ -54,14 +64,14 @@ def test_every_anchor_brings_a_member_of_its_pools(inject_negatives: bool) -> No
 
 def test_deterministic_per_seed_and_epoch_and_refreshable() -> None:
     labels = np.repeat(np.arange(4), 10)
-    positives, negatives = make_pools(labels, k=2)
-    first = HardPositiveBatchSampler(labels, positives, None, 2, 3, seed=7)
-    second = HardPositiveBatchSampler(labels, positives, None, 2, 3, seed=7)
+    positives, _ = make_pools(labels, k=2)
+    first = HardPositiveBatchSampler(labels, PoolArrays(positives, None), 2, 3, seed=7)
+    second = HardPositiveBatchSampler(labels, PoolArrays(positives, None), 2, 3, seed=7)
     assert list(first) == list(second)
     second.set_epoch(1)
     assert list(first) != list(second)
     fresh, _ = make_pools(labels, k=2, seed=1)
-    first.set_pools(fresh, None)
+    first.set_pools(PoolArrays(fresh, None))
     for batch in first:
         assert set(batch[:6]) | {int(x) for a in batch[:6] for x in fresh[a]} >= set(batch)
 
@@ -69,7 +79,9 @@ def test_deterministic_per_seed_and_epoch_and_refreshable() -> None:
 def test_pool_shape_mismatch_is_a_clear_error() -> None:
     labels = np.repeat(np.arange(3), 5)
     with pytest.raises(ConfigError, match="positive pool"):
-        HardPositiveBatchSampler(labels, np.zeros((4, 2), dtype=np.int64), None, 2, 2)
+        HardPositiveBatchSampler(labels, PoolArrays(np.zeros((4, 2), dtype=np.int64), None),
+                                 2, 2)
     with pytest.raises(ConfigError, match="negative pool"):
-        HardPositiveBatchSampler(labels, np.zeros((15, 2), dtype=np.int64), None, 2, 2,
+        HardPositiveBatchSampler(labels, PoolArrays(np.zeros((15, 2), dtype=np.int64), None),
+                                 2, 2,
                                  inject_negatives=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,9 @@ TINY = ["--epochs", "1", "-P", "3", "-K", "4", "--batches-per-epoch", "2", "--em
 
 
 def config(data: Path, **changes: object) -> TrainConfig:
-    base = TrainConfig(data=str(data), split="classes", classes_per_batch=3, items_per_class=4,
-                       embedding_dim=8)
-    return replace(base, **changes).validate()
+    base = TrainConfig.from_options(source=str(data), split="classes", classes_per_batch=3,
+                                    items_per_class=4, embedding_dim=8)
+    return base.with_options(**changes).validate()
 
 
 def classes_of(dataset) -> set[str]:
@@ -72,7 +71,7 @@ def test_cli_trains_on_seen_and_evaluates_on_unseen(layout: str, folder: Path, t
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and 0.0 <= records[0]["val_map_at_r"] <= 1.0
     stored = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["config"])
-    assert stored.split == "classes"
+    assert stored.data.split == "classes"
     prepared = prepare_training_data(stored)
     assert not classes_of(prepared.train) & classes_of(prepared.val)
     code = main(["evaluate", "--checkpoint", str(run / "best"), "--data", str(data),

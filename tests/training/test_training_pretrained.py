@@ -4,7 +4,6 @@ backbone learning rate, and the image-file input pipeline (cache and worker proc
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,11 @@ from lookalike.data.pipeline import PrefetchingLoader, cache_resized
 from lookalike.models import EmbedderConfig, build_embedder, load_checkpoint
 from lookalike.training.config import TrainConfig
 from lookalike.training.optim import build_optimizer
-from lookalike.training.trainer import train
+from lookalike.training.trainer import resume, train
 
-TINY = TrainConfig(epochs=2, classes_per_batch=3, items_per_class=4, batches_per_epoch=2,
-                   embedding_dim=8, val_fraction=0.25, threads=1, input_size=28)
+TINY = TrainConfig.from_options(epochs=2, classes_per_batch=3, items_per_class=4,
+                                batches_per_epoch=2, embedding_dim=8, val_fraction=0.25,
+                                threads=1, input_size=28)
 
 
 def _quiet(*_: object) -> None:
@@ -29,7 +29,7 @@ def _quiet(*_: object) -> None:
 
 def test_backbone_lr_scale_makes_two_parameter_groups() -> None:
     model = build_embedder(EmbedderConfig(in_channels=3, embedding_dim=8))
-    optimizer = build_optimizer(model, replace(TINY, lr=1e-3, backbone_lr_scale=0.1))
+    optimizer = build_optimizer(model, TINY.with_options(lr=1e-3, backbone_lr_scale=0.1))
     backbone_lr, head_lr = (group["lr"] for group in optimizer.param_groups)
     assert backbone_lr == pytest.approx(1e-4) and head_lr == pytest.approx(1e-3)
     in_backbone = {id(p) for p in model.backbone.parameters()}
@@ -43,7 +43,7 @@ def test_a_frozen_backbone_keeps_weights_and_batchnorm_statistics() -> None:
     model.train()
     assert not model.backbone.training and model.head.training
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    optimizer = torch.optim.SGD([p for p in model.parameters()], lr=0.1)
+    optimizer = torch.optim.SGD(list(model.parameters()), lr=0.1)
     model(torch.rand(6, 3, 28, 28)).sum().backward()
     optimizer.step()
     after = model.backbone.state_dict()
@@ -54,7 +54,7 @@ def test_a_frozen_backbone_keeps_weights_and_batchnorm_statistics() -> None:
 
 def test_training_freezes_the_backbone_for_the_first_epochs(tiny_folder: Path,
                                                             tmp_path: Path) -> None:
-    config = replace(TINY, data=str(tiny_folder), freeze_backbone_epochs=1, epochs=1)
+    config = TINY.with_options(source=str(tiny_folder), freeze_backbone_epochs=1, epochs=1)
     start = build_embedder(EmbedderConfig(in_channels=3, embedding_dim=8))
     result = train(config, tmp_path / "run", show_progress=False, log=_quiet)
     trained, _ = load_checkpoint(result.run.last)
@@ -68,8 +68,9 @@ def test_training_freezes_the_backbone_for_the_first_epochs(tiny_folder: Path,
 def test_a_pretrained_backbone_keeps_its_imagenet_normalisation(tiny_folder: Path,
                                                                 tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite_pytorch")
-    config = replace(TINY, data=str(tiny_folder), backbone="efficientnet-lite0", input_size=32,
-                     epochs=1, batches_per_epoch=1, freeze_backbone_epochs=1)
+    config = TINY.with_options(source=str(tiny_folder), backbone="efficientnet-lite0",
+                               input_size=32, epochs=1, batches_per_epoch=1,
+                               freeze_backbone_epochs=1)
     result = train(config, tmp_path / "run", show_progress=False, log=_quiet)
     info = json.loads((result.run.last / "model.json").read_text())
     assert info["embedder"]["mean"] == [0.5, 0.5, 0.5]
@@ -88,13 +89,13 @@ class TinyFeatures(nn.Module):
 
 
 def test_a_user_module_trains_resumes_and_reloads(tiny_folder: Path, tmp_path: Path) -> None:
-    config = replace(TINY, data=str(tiny_folder), backbone="my-features", epochs=1)
+    config = TINY.with_options(source=str(tiny_folder), backbone="my-features", epochs=1)
     result = train(config, tmp_path / "run", show_progress=False, log=_quiet,
                    backbone=TinyFeatures())
     model, _ = load_checkpoint(result.run.last, backbone=TinyFeatures())
     assert model.backbone.feature_dim == 5
-    resumed = train(replace(config, epochs=2), tmp_path / "run", resume=True,
-                    show_progress=False, log=_quiet, backbone=TinyFeatures())
+    resumed = resume(tmp_path / "run", changes={"epochs": 2}, show_progress=False, log=_quiet,
+                     backbone=TinyFeatures())
     assert [r["epoch"] for r in resumed.records] == [1, 2]
 
 
@@ -128,11 +129,11 @@ def test_training_with_cache_and_workers_matches_plain_training(tiny_folder: Pat
                                                                 tmp_path: Path,
                                                                 monkeypatch) -> None:
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
-    base = replace(TINY, data=str(tiny_folder), epochs=1)
+    base = TINY.with_options(source=str(tiny_folder), epochs=1)
     plain = train(base, tmp_path / "plain", show_progress=False, log=_quiet)
-    fast = train(replace(base, cache_images=True, workers=2), tmp_path / "fast",
+    fast = train(base.with_options(cache_images=True, workers=2), tmp_path / "fast",
                  show_progress=False, log=_quiet)
-    workers = train(replace(base, workers=2), tmp_path / "workers", show_progress=False,
+    workers = train(base.with_options(workers=2), tmp_path / "workers", show_progress=False,
                     log=_quiet)
     for other in (fast, workers):
         assert other.records[0]["train_loss"] == pytest.approx(plain.records[0]["train_loss"],
@@ -160,7 +161,7 @@ def test_hybrid_mining_with_the_pretrained_backbone_from_the_command_line(
                  "--freeze-backbone-epochs", "1", "--cache-images", "--workers", "1",
                  "--threads", "1", "--out", str(run), "--quiet"])
     assert code == 0, capsys.readouterr().err
-    assert (run / "pools.npz").is_file()  # mined by the pretrained backbone
+    assert (run / "pools" / "e000000.npz").is_file()  # mined by the pretrained backbone
     capsys.readouterr()
     code = main(["evaluate", "--checkpoint", str(run / "last"), "--data", str(photos),
                  "--split", "unseen", "--quiet"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ from safetensors.torch import load_file
 
 from lookalike.errors import ConfigError, TrainingError
 from lookalike.training.config import TrainConfig
-from lookalike.training.trainer import TrainingInterrupted, train
+from lookalike.training.trainer import resume, train
 
-from .conftest import tiny_config
+from .conftest import InterruptAt, TrainingInterrupted, tiny_config
 
 
 def weights(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
@@ -34,7 +33,7 @@ def test_train_writes_run_folder(tiny_folder: Path, tmp_path: Path, mining: str)
                    log=lambda _: None)
     run = tmp_path / "run"
     assert (run / "config.json").is_file()
-    assert json.loads((run / "config.json").read_text())["config"]["mining"] == mining
+    assert json.loads((run / "config.json").read_text())["config"]["objective"]["mining"] == mining
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     for record in records:
@@ -54,7 +53,7 @@ def test_resume_after_finished_epochs_matches_straight_run(tiny_folder: Path,
     quiet = {"show_progress": False, "log": lambda _: None}
     train(tiny_config(tiny_folder, epochs=3, lr_schedule="none"), tmp_path / "straight", **quiet)
     train(tiny_config(tiny_folder, epochs=1, lr_schedule="none"), tmp_path / "resumed", **quiet)
-    train(tiny_config(tiny_folder, epochs=3), tmp_path / "resumed", resume=True, **quiet)
+    resume(tmp_path / "resumed", changes={"epochs": 3}, **quiet)
     assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "resumed"))
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
@@ -66,25 +65,9 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tiny_folder: Path, tmp_path: 
     config = tiny_config(tiny_folder, epochs=2)
     train(config, tmp_path / "straight", **quiet)
 
-    import lookalike.training.trainer as trainer_module
-
-    original_epoch = trainer_module.train_epoch
-    calls = {"n": 0}
-
-    def interrupting_epoch(model, loss_fn, batches, load_batch, *args, **kwargs):
-        def load_or_interrupt(indices: object) -> object:
-            calls["n"] += 1
-            if calls["n"] == 6:  # second epoch, second batch
-                raise KeyboardInterrupt
-            return load_batch(indices)
-
-        return original_epoch(model, loss_fn, batches, load_or_interrupt, *args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "train_epoch", interrupting_epoch)
     with pytest.raises(TrainingInterrupted, match="--resume"):
-        train(config, tmp_path / "stopped", **quiet)
-    monkeypatch.setattr(trainer_module, "train_epoch", original_epoch)
-    train(config, tmp_path / "stopped", resume=True, **quiet)
+        train(config, tmp_path / "stopped", extra_callbacks=[InterruptAt(6)], **quiet)
+    resume(tmp_path / "stopped", **quiet)
     def losses(run: str) -> list[float]:
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
         return [json.loads(line)["train_loss"] for line in lines]
@@ -97,7 +80,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_folder: Path, tmp_pa
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     quiet = {"show_progress": False, "log": lambda _: None}
     config = tiny_config(tiny_folder, epochs=2)
-    train(replace(config, epochs=1), tmp_path / "run", **quiet)
+    train(config.with_options(epochs=1), tmp_path / "run", **quiet)
     good = weights(tmp_path / "run")
 
     from lookalike.losses import TripletLoss
@@ -110,7 +93,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_folder: Path, tmp_pa
 
     monkeypatch.setattr(TripletLoss, "forward", nan_forward)
     with pytest.raises(TrainingError, match="batch 1"):
-        train(config, tmp_path / "run", resume=True, **quiet)
+        resume(tmp_path / "run", changes={"epochs": 2}, **quiet)
     assert_same_weights(good, weights(tmp_path / "run"))
 
 
@@ -128,7 +111,7 @@ def test_refuses_to_overwrite_an_existing_run(tiny_folder: Path, tmp_path: Path)
 )
 def test_config_rejects_bad_values(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        replace(TrainConfig(), **changes).validate()
+        TrainConfig.from_options(**changes).validate()
 
 
 @pytest.mark.parametrize("mining", ["hybrid", "offline-hard"])
@@ -146,25 +129,52 @@ def test_pooled_strategies_mine_after_warmup_and_resume_exactly(
         assert refresh[2] > 0.0  # refreshed every epoch
     else:
         assert refresh[2] == 0.0  # offline: mined once
-    assert (tmp_path / "straight" / "pools.npz").is_file()
+    assert list((tmp_path / "straight" / "pools").glob("e*.npz"))  # kept for --resume
 
-    import lookalike.training.trainer as trainer_module
-
-    original_epoch = trainer_module.train_epoch
-    calls = {"n": 0}
-
-    def interrupting_epoch(model, loss_fn, batches, load_batch, *args, **kwargs):
-        def load_or_interrupt(indices: object) -> object:
-            calls["n"] += 1
-            if calls["n"] == 11:  # third epoch, third batch: after a refresh
-                raise KeyboardInterrupt
-            return load_batch(indices)
-
-        return original_epoch(model, loss_fn, batches, load_or_interrupt, *args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "train_epoch", interrupting_epoch)
-    with pytest.raises(TrainingInterrupted):
-        train(config, tmp_path / "stopped", **quiet)
-    monkeypatch.setattr(trainer_module, "train_epoch", original_epoch)
-    train(config, tmp_path / "stopped", resume=True, **quiet)
+    with pytest.raises(TrainingInterrupted):  # third epoch, third batch: after a refresh
+        train(config, tmp_path / "stopped", extra_callbacks=[InterruptAt(11)], **quiet)
+    resume(tmp_path / "stopped", **quiet)
     assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "stopped"))
+
+
+def test_resume_refuses_conflicting_options_and_names_them(tiny_folder: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    from lookalike.cli import main
+
+    from ..conftest import fails
+
+    run = str(tmp_path / "run")
+    flags = ["--data", str(tiny_folder), "-P", "3", "-K", "4", "--batches-per-epoch", "2",
+             "--embedding-dim", "8", "--threads", "1", "--quiet"]
+    assert main(["train", "--out", run, "--epochs", "1", *flags]) == 0
+    message = fails(capsys, ["train", "--resume", run, "--lr", "0.1"])
+    assert "--lr 0.1 conflicts with the run's 0.001" in message
+    assert "--epochs" in message  # says what may change
+    assert "--margin" in fails(capsys, ["train", "--resume", run, "--margin", "0.5"])
+    # repeating the original options is fine, and --epochs extends the run
+    assert main(["train", "--resume", run, "--epochs", "2", *flags]) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["optim"]["epochs"] == 2
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_an_extended_cosine_schedule_follows_the_longer_run() -> None:
+    from lookalike.training.optim import build_scheduler, cosine_factor
+
+    def scheduler(epochs: int) -> tuple[torch.optim.Optimizer, object]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+        return optimizer, build_scheduler(optimizer, TrainConfig.from_options(epochs=epochs), 4)
+
+    short_optimizer, short = scheduler(1)
+    for _ in range(4):
+        short_optimizer.step()
+        short.step()
+    assert short_optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # a finished 1-epoch run
+    long_optimizer, long = scheduler(3)
+    long_optimizer.load_state_dict(short_optimizer.state_dict())
+    long.load_state_dict(short.state_dict())
+    long_optimizer.step()
+    long.step()  # step 5 of 12
+    assert long_optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * cosine_factor(5, 12))

@@ -1,0 +1,1 @@
+"""Naive reference implementations that the vectorised hot paths are tested against."""
