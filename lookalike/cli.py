@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from lookalike import __version__, cli_search
+from lookalike.cli_types import OneLineParser, integer, number
 from lookalike.distances import METRICS
 from lookalike.errors import LookalikeError, TrainingInterrupted
 from lookalike.training.config import LR_SCHEDULES, OPTION_PART, SPLITS, TrainConfig
@@ -267,8 +270,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+SPLIT_HELP = ("'all' for everything; a folder or manifest without splits of its own is "
+              "read whole for train and test too; 'seen' / 'unseen' for the unseen classes")
+
+
+def share(text: str) -> float:
+    """argparse type of a ``--*-band`` option: a share of candidates in [0, 1)."""
+    try:
+        value = number(0, 1)(text)
+    except argparse.ArgumentTypeError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lookalike",
         description="Learn an image embedding with triplet loss and find the items that look "
         "alike.",
@@ -297,29 +315,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True,
                           help="a checkpoint folder (e.g. runs/x/best)")
     evaluate.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
-    evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
-    evaluate.add_argument("--limit", type=int, help="evaluate only the first N items")
+    evaluate.add_argument("--split", default="test", help=f"split to evaluate (default test; "
+                          f"{SPLIT_HELP})")
+    evaluate.add_argument("--limit", type=integer(1), metavar="N",
+                          help="evaluate only the first N items")
     evaluate.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     evaluate.add_argument("--json", help="also write the metrics to this JSON file")
     evaluate.set_defaults(func=cmd_evaluate)
 
     mine = command("mine", "Mine every anchor's hard positives and negatives into a pools file.")
     mine.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
-    mine.add_argument("--split", default="train", help="split to mine (default train)")
-    mine.add_argument("--limit", type=int, help="mine only the first N items")
+    mine.add_argument("--split", default="train",
+                      help=f"split to mine (default train; {SPLIT_HELP})")
+    mine.add_argument("--limit", type=integer(1), metavar="N", help="mine only the first N items")
     mine.add_argument("--mining-model", default="efficientnet-lite0",
                       help="efficientnet-lite0 (ImageNet-pretrained, default) or a checkpoint")
-    mine.add_argument("--input-size", type=int, default=64,
+    mine.add_argument("--input-size", type=integer(1), default=64, metavar="PIXELS",
                       help="image size for a pretrained mining model (default 64)")
-    mine.add_argument("--hard-positives", "--k-pos", type=int, default=5,
+    mine.add_argument("--hard-positives", "--k-pos", type=integer(1), default=5, metavar="K",
                       help="hard positives kept per anchor (5)")
-    mine.add_argument("--hard-negatives", "--k-neg", type=int, default=5,
+    mine.add_argument("--hard-negatives", "--k-neg", type=integer(1), default=5, metavar="K",
                       help="hard negatives kept per anchor (5)")
-    mine.add_argument("--positive-band", type=float, default=0.0,
-                      help="skip this share of each anchor's farthest positives (0)")
-    mine.add_argument("--negative-band", type=float, default=0.0,
-                      help="skip this share of each anchor's nearest negatives (0)")
-    mine.add_argument("--skip-hardest", type=int, default=0,
+    mine.add_argument("--positive-band", type=share, default=0.0, metavar="SHARE",
+                      help="skip this share of each anchor's farthest positives, in [0, 1) (0)")
+    mine.add_argument("--negative-band", type=share, default=0.0, metavar="SHARE",
+                      help="skip this share of each anchor's nearest negatives, in [0, 1) (0)")
+    mine.add_argument("--skip-hardest", type=integer(0), default=0, metavar="N",
                       help="skip at least this many of the hardest of each (0)")
     mine.add_argument("--distance", default="euclidean", choices=METRICS,
                       help="distance the pools are ranked by (default euclidean)")
@@ -330,10 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = command("analyze", "Draw the positive/negative distance distribution and pools.")
     analyze.add_argument("--pools", help="a pools file written by 'lookalike mine'")
     analyze.add_argument("--data", default="fashion-mnist", help="dataset, without --pools")
-    analyze.add_argument("--split", default="train", help="split, without --pools (train)")
-    analyze.add_argument("--limit", type=int, help="use only the first N items")
+    analyze.add_argument("--split", default="train",
+                         help=f"split, without --pools (default train; {SPLIT_HELP})")
+    analyze.add_argument("--limit", type=integer(1), metavar="N",
+                         help="use only the first N items")
     analyze.add_argument("--mining-model", help="efficientnet-lite0 or a checkpoint folder")
-    analyze.add_argument("--input-size", type=int, default=64,
+    analyze.add_argument("--input-size", type=integer(1), default=64, metavar="PIXELS",
                          help="image size for a pretrained mining model (default 64)")
     analyze.add_argument("--out", default="analysis", help="output folder (default analysis)")
     analyze.set_defaults(func=cmd_analyze)
@@ -353,6 +376,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit status (0 ok, 1 error, 2 usage, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():  # the showwarning below lasts for this command only
+        if not args.verbose:
+            warnings.showwarning = show_warning
+        return run_command(args)
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the command line: ``lookalike: warning: MESSAGE``, one
+    line on stderr, without the source path and code line Python adds (``--verbose`` keeps
+    them)."""
+    text = " ".join(str(message).split())
+    print(f"lookalike: warning: {text}", file=sys.stderr if file is None else file)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Call the parsed command; lookalike's errors (and OSErrors) become one line on stderr."""
     try:
         return int(args.func(args))
     except LookalikeError as exc:

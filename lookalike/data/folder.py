@@ -18,6 +18,7 @@ import numpy as np
 
 from lookalike.data.images import DEFAULT_MAX_PIXELS
 from lookalike.data.records import FileCollection
+from lookalike.data.splits import whole_split
 from lookalike.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -86,21 +87,22 @@ def scan_image_folder(root: str | os.PathLike[str], split: str | None = None,
 
     Args:
         root: the image folder.
-        split: with a ``train/ val/ test/`` layout, the split to read (None: all of them);
-            ignored for a plain class-per-folder tree.
+        split: with a ``train/ val/ test/`` layout, the split to read (None or "all": all
+            of them); a plain class-per-folder tree has no splits of its own, so it is read
+            whole for None, "all", "train" and "test", and any other name is refused.
         max_pixels: the decode cap passed on to the collection.
     """
     root = Path(root)
     subfolders = [p.name for p in _visible_subfolders(root)]
     trees: dict[str | None, dict[str, list[Path]]]  # split (None: no split folders) -> tree
     if all(name.lower() in SPLIT_NAMES for name in subfolders):
-        if split is not None and split not in subfolders:
-            raise DataError(f"{root}: no {split!r} split folder (found {', '.join(subfolders)})")
-        trees = {s: _class_tree(root / s) for s in ([split] if split else subfolders)}
+        chosen = whole_split(root, split, own=subfolders)
+        trees = {s: _class_tree(root / s) for s in ([chosen] if chosen else subfolders)}
         # class indices must agree across splits, so every split's classes are named
         every = {p.name for s in subfolders for p in _visible_subfolders(root / s)}
         names = sorted(every, key=natural_key)
     else:
+        whole_split(root, split)  # refuses a split name a plain tree does not answer to
         trees = {None: _class_tree(root)}
         names = list(trees[None])  # already in natural order
     index = {name: i for i, name in enumerate(names)}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.data.splits import whole_split
 from lookalike.errors import DataError
 
 Row = tuple[int, tuple]
@@ -96,10 +97,9 @@ def first_half_split(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def choose_split(paths: list[str], labels: np.ndarray, splits: np.ndarray, split: str | None,
                  name: str, where: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Keep the items of ``split`` ("train" or "test"; None keeps all)."""
-    if split is None:
+    """Keep the items of ``split`` ("train" or "test"; None or "all" keeps all)."""
+    chosen = whole_split(f"{where} ({name})", split, own=("train", "test"))
+    if chosen is None:
         return paths, labels, splits
-    if split not in ("train", "test"):
-        raise DataError(f"{where}: {name} has the splits train and test, not {split!r}")
-    keep = np.flatnonzero(splits == split)
+    keep = np.flatnonzero(splits == chosen)
     return [paths[i] for i in keep], labels[keep], splits[keep]

@@ -17,6 +17,7 @@ import numpy as np
 from lookalike.data.folder import natural_key
 from lookalike.data.images import DEFAULT_MAX_PIXELS
 from lookalike.data.records import FileCollection
+from lookalike.data.splits import whole_split
 from lookalike.errors import DataError
 
 REQUIRED_COLUMNS = ("path", "label")
@@ -63,7 +64,9 @@ def read_manifest(csv_path: str | os.PathLike[str], split: str | None = None,
 
     Args:
         csv_path: the CSV file.
-        split: e.g. "train"; None keeps every row. Ignored when there is no split column.
+        split: e.g. "train", a value of the split column; None or "all" keeps every row.
+            Without a split column, "train" and "test" keep every row too; any other name
+            is refused, naming the splits the file has.
         check_files: fail on a row whose image file does not exist (off with --skip-bad,
             which drops such rows later with the other bad images).
         max_pixels: the decode cap passed on to the collection.
@@ -72,11 +75,10 @@ def read_manifest(csv_path: str | os.PathLike[str], split: str | None = None,
     rows, has_split = _read_rows(csv_path)
     names = sorted({label for _, _, label, _ in rows}, key=natural_key)
     index = {name: i for i, name in enumerate(names)}
-    if split is not None and has_split:
-        found = sorted({s for *_, s in rows if s is not None})  # all set with a split column
-        rows = [row for row in rows if row[3] == split]
-        if not rows:
-            raise DataError(f"{csv_path}: no rows of split {split!r} (found {', '.join(found)})")
+    found = sorted({s for *_, s in rows if s}, key=natural_key)  # the split column's values
+    chosen = whole_split(csv_path, split, own=found)
+    if chosen is not None:
+        rows = [row for row in rows if row[3] == chosen]
     paths = []
     for line, path, _, _ in rows:
         full = Path(path) if Path(path).is_absolute() else csv_path.parent / path

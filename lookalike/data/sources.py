@@ -5,9 +5,10 @@ The spec is one of: ``fashion-mnist`` (the Debian package's files), a folder of 
 Stanford Online Products: recognised by their listing files), an image folder (one
 sub-folder per class), or a ``.csv`` manifest (``path,label[,split]``).
 
-Besides a source's own splits, every source has the splits "seen" and "unseen" of the
-unseen-class protocol (``split_seen_unseen``): train on one half of the classes, evaluate
-retrieval on the other.
+Besides a source's own splits, every source has the split "all" (everything) and the
+splits "seen" and "unseen" of the unseen-class protocol (``split_seen_unseen``): train on
+one half of the classes, evaluate retrieval on the other. A split the source lacks is an
+error that lists the ones it has.
 """
 
 from __future__ import annotations
@@ -17,26 +18,23 @@ import warnings
 from pathlib import Path
 
 from lookalike.data.benchmarks import open_benchmark
-from lookalike.data.fashion_mnist import has_idx_files, load_fashion_mnist
+from lookalike.data.fashion_mnist import SPLIT_PREFIXES, has_idx_files, load_fashion_mnist
 from lookalike.data.folder import scan_image_folder
 from lookalike.data.images import DEFAULT_MAX_PIXELS
 from lookalike.data.manifest import read_manifest
 from lookalike.data.records import FileCollection, ImageCollection
-from lookalike.data.splits import SEEN, UNSEEN_CLASS_SPLITS, split_seen_unseen
+from lookalike.data.splits import ALL, SEEN, UNSEEN_CLASS_SPLITS, split_seen_unseen, whole_split
 from lookalike.errors import DataError
 
 FASHION_MNIST_NAMES = ("fashion-mnist", "fashion_mnist", "fashionmnist")
+IDX_SPLITS = tuple(SPLIT_PREFIXES)
 SPEC_HELP = ("expected 'fashion-mnist', a folder of IDX files, a CUB-200-2011 / Cars196 / "
              "Stanford Online Products folder, an image folder or a .csv manifest")
 
 
 def _idx_split(spec: str, split: str | None) -> str:
-    """IDX data has train and test files only; None means both."""
-    if split is None:
-        return "all"
-    if split not in ("train", "test", "all"):
-        raise DataError(f"{spec}: IDX data has the splits train and test, not {split!r}")
-    return split
+    """IDX data has train and test files only; None means both ("all")."""
+    return whole_split(spec, split, own=IDX_SPLITS) or ALL
 
 
 def _read_source(text: str, split: str | None, skip_bad: bool,
@@ -71,7 +69,10 @@ def open_collection(spec: str | os.PathLike[str], split: str | None = None,
         split: "train", "test"... where the source has splits (IDX files, the benchmarks'
             standard class halves, a manifest's split column, train/ test/ sub-folders);
             "seen" / "unseen" for the unseen-class protocol of any source (see
-            ``split_seen_unseen``); None takes everything.
+            ``split_seen_unseen``); None or "all" takes everything, and so do "train" and
+            "test" for a source without splits of its own (a plain class folder, a manifest
+            without a split column). Any other name is a ``DataError`` that lists the
+            splits the source has.
         skip_bad: decode every image file now and drop the bad ones, with a warning that
             counts them (the list is kept in ``collection.skipped``). Without it, files are
             decoded only when used and the first bad one raises ``BadImageError``.

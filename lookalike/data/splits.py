@@ -9,7 +9,7 @@ int64 index arrays into the labels they were given; the same seed always gives t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -82,6 +82,35 @@ def split_by_class(labels: Indices, fraction: float = 0.5, seed: int = 0,
 SEEN, UNSEEN = "seen", "unseen"
 UNSEEN_CLASS_SPLITS = (SEEN, UNSEEN)
 """Split names of the unseen-class protocol, understood by ``open_collection`` for any data."""
+ALL = "all"
+"""The split name of a whole collection, understood by every source."""
+UNSPLIT_NAMES = ("train", "test")
+"""What data without splits of its own (a plain class folder, a manifest without a split
+column) also answers to, with all of it: training reads "train" and evaluation "test"."""
+
+
+def no_such_split(data: object, split: str, own: Iterable[str]) -> DataError:
+    """The one-line error for a ``split`` that ``data`` lacks, naming the splits it has:
+    its ``own`` (none for unsplit data), then those every source has."""
+    own = list(own)
+    if own:
+        listed = ", ".join([*own, ALL, *UNSEEN_CLASS_SPLITS])
+    else:
+        listed = (f"{ALL} (also called {' and '.join(UNSPLIT_NAMES)}: it has no splits of "
+                  f"its own), {', '.join(UNSEEN_CLASS_SPLITS)}")
+    return DataError(f"{data} has no split {split!r}; its splits are: {listed}")
+
+
+def whole_split(data: object, split: str | None, own: Sequence[str] = ()) -> str | None:
+    """``split`` with "all" as None (the whole collection). Unsplit data (no ``own``)
+    also takes "train" and "test" as the whole; anything else not in ``own`` is refused."""
+    if split is None or split == ALL:
+        return None
+    if split in own:
+        return split
+    if not own and split in UNSPLIT_NAMES:
+        return None
+    raise no_such_split(data, split, own)
 
 
 def split_by_class_halves(labels: Indices) -> tuple[np.ndarray, np.ndarray]:

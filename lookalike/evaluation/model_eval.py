@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.data import ImageDataset, open_collection
+from lookalike.errors import ConfigError
 from lookalike.evaluation.report import RetrievalMetrics, evaluate_embeddings
 from lookalike.models import embed
 from lookalike.models.checkpoint import load_checkpoint
@@ -32,7 +33,10 @@ def evaluate_checkpoint(
     show_progress: bool = True,
 ) -> CheckpointEvaluation:
     """Leave-one-out retrieval metrics of ``checkpoint`` on ``data``'s ``split``, ranked by
-    the distance the checkpoint's model was trained with."""
+    the distance the checkpoint's model was trained with; ``limit`` keeps the first items
+    (at least 1)."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be an integer >= 1 (items to evaluate), got {limit}")
     model, info = load_checkpoint(checkpoint)
     collection = open_collection(data, split=split)
     if limit is not None and limit < len(collection):

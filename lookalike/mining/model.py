@@ -80,6 +80,8 @@ def mining_dataset(data: str, split: str | None, *, limit: int | None = None,
 
     Refuses, like training, data without a positive for some class or without negatives.
     """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be an integer >= 1 (items to mine), got {limit}")
     collection = open_collection(data, split=split)
     if limit is not None and limit < len(collection):
         collection = collection.subset(np.arange(limit))

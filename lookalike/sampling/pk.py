@@ -101,8 +101,8 @@ class PKSampler:
         if (counts == 1).any():
             lone = classes[counts == 1]
             listed = ", ".join(map(str, lone[:10])) + (", ..." if len(lone) > 10 else "")
-            warnings.warn(f"PKSampler: {len(lone)} classes have a single item and are never "
-                          f"drawn (no positive for them): {listed}", stacklevel=2)
+            warnings.warn(f"{len(lone)} classes have a single item and are never drawn in "
+                          f"a batch (no positive for them): {listed}", stacklevel=2)
         self.labels = labels
         self.classes = classes[counts > 1]  # (C,) the drawable labels
         self.items_by_class = [items for items in by_class if len(items) > 1]

@@ -133,7 +133,7 @@ def fit(state: TrainingState, callbacks: Sequence[Callback]) -> TrainingState:
         started = time.perf_counter()
         if state.progress.batches_done == 0:
             # A fresh epoch draws its augmentations from a stream of its own (seed + epoch).
-            state.generator.manual_seed(state.seed * 100_003 + state.epoch)
+            state.generator.manual_seed((state.seed * 100_003 + state.epoch) % 2**64)
         state.record = {"epoch": state.epoch + 1, "refresh_seconds": 0.0}
         trained: float | None = None
         try:

@@ -153,10 +153,10 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
     else:  # a fresh start, also where a run was killed before its first commit
         run.truncate_metrics(0)
         model = build_embedder(embedder_config(config, data), pretrained=config.model.pretrained,
-                               backbone=backbone)
+                               backbone=backbone, seed=machine.seed)
     model = model.to(device)
     pair_generator = torch.Generator().manual_seed(machine.seed + 1)
-    plan = build_plan(config, data.train.collection.labels)
+    plan = build_plan(config, data.train.collection.labels, pair_generator)
     optimizer = build_optimizer(model, config)
     state = TrainingState(
         model=model, optimizer=optimizer, plan=plan,

@@ -33,7 +33,9 @@ def test_split_selects_a_class_half(cub: Path) -> None:
     train, test = load_cub200(cub, "train"), load_cub200(cub, "test")
     assert set(train.labels) == {0, 1, 2} and set(test.labels) == {3, 4, 5}
     assert train.class_names == test.class_names == list(CUB_NAMES)
-    with pytest.raises(DataError, match="CUB-200-2011 has the splits train and test, not 'val'"):
+    assert len(load_cub200(cub, "all")) == len(train) + len(test)
+    with pytest.raises(DataError, match=r"\(CUB-200-2011\) has no split 'val'; its splits are: "
+                                        "train, test, all, seen, unseen$"):
         load_cub200(cub, "val")
 
 

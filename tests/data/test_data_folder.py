@@ -95,10 +95,23 @@ def test_split_layout_shares_class_indices(make_folder, tmp_path):
     assert list(test.splits) == ["test", "test"]
     both = scan_image_folder(root)
     assert len(both) == 5 and sorted(set(both.splits)) == ["test", "train"]
-    with pytest.raises(DataError, match="no 'val' split folder"):
+    assert len(scan_image_folder(root, split="all")) == 5
+    with pytest.raises(DataError, match=r"splits has no split 'val'; its splits are: test, "
+                                        r"train, all, seen, unseen$"):
         scan_image_folder(root, split="val")
 
 
-def test_split_is_ignored_for_a_plain_class_tree(make_folder):
+def test_a_plain_class_tree_is_read_whole_for_train_test_and_all(make_folder):
     root = make_folder({"a": ["1.png"], "b": ["1.png"]})
-    assert len(scan_image_folder(root, split="train")) == 2
+    for split in (None, "all", "train", "test"):
+        assert len(scan_image_folder(root, split=split)) == 2
+
+
+@pytest.mark.parametrize("split", ["bogus", "val", "Test"])
+def test_a_plain_class_tree_refuses_other_splits(make_folder, split):
+    root = make_folder({"a": ["1.png"], "b": ["1.png"]})
+    with pytest.raises(DataError) as caught:
+        scan_image_folder(root, split=split)
+    assert str(caught.value) == (
+        f"{root} has no split {split!r}; its splits are: all (also called train and test: "
+        "it has no splits of its own), seen, unseen")

@@ -52,13 +52,19 @@ def test_split_column(manifest_dir):
     np.testing.assert_array_equal(train.labels, [0, 0])
     np.testing.assert_array_equal(test.labels, [1, 2])
     assert list(read_manifest(csv).splits) == ["train", "test", "train", "test"]
-    with pytest.raises(DataError, match=r"no rows of split 'val' \(found test, train\)"):
+    assert len(read_manifest(csv, split="all")) == 4
+    with pytest.raises(DataError, match=r"list.csv has no split 'val'; its splits are: test, "
+                                        "train, all, seen, unseen$"):
         read_manifest(csv, split="val")
 
 
-def test_split_is_ignored_without_a_split_column(manifest_dir):
+def test_without_a_split_column_train_test_and_all_read_every_row(manifest_dir):
     csv = write(manifest_dir, "path,label\na/1.png,cat\nb/1.png,dog\n")
-    assert len(read_manifest(csv, split="train")) == 2
+    for split in (None, "all", "train", "test"):
+        assert len(read_manifest(csv, split=split)) == 2
+    with pytest.raises(DataError, match=r"list.csv has no split 'val'; its splits are: all "
+                                        r"\(also called train and test"):
+        read_manifest(csv, split="val")
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,9 @@ def test_idx_folder(idx_folder):
     assert isinstance(train, ArrayCollection) and len(train) == 24
     assert len(open_collection(idx_folder, split="test")) == 12
     assert len(open_collection(idx_folder)) == 36
-    with pytest.raises(DataError, match="IDX data has the splits train and test, not 'val'"):
+    assert len(open_collection(idx_folder, split="all")) == 36
+    with pytest.raises(DataError, match=r"has no split 'val'; its splits are: train, test, all, "
+                                        "seen, unseen$"):
         open_collection(idx_folder, split="val")
 
 

@@ -1,9 +1,12 @@
 """The rebuilt training path gives the same batches and results as the code before it.
 
-golden_runs.json was recorded with the training code before the fit-loop rebuild
-(``python tests/training/golden.py record``): per strategy, every epoch's loss, triplet
-statistics and validation metrics, and the sums of the final weights. The same command
-lines must reproduce them up to float rounding.
+golden_runs.json holds, per strategy, every epoch's loss, triplet statistics and
+validation metrics, and the sums of the final weights (``python tests/training/golden.py
+record OUT``). It was first recorded with the training code before the fit-loop rebuild,
+which the rebuilt code matched (commit 04295c6), and recorded again when ``--seed`` began
+to seed the initial weights and the contrastive negatives (issue 13). The same command lines
+must reproduce it up to float rounding, so a refactor that changes batches or results fails
+here.
 """
 
 from __future__ import annotations

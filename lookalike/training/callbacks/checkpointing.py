@@ -20,6 +20,7 @@ from lookalike.errors import TrainingError
 from lookalike.models.checkpoint import save_checkpoint
 from lookalike.models.embedder import Embedder
 from lookalike.models.state import save_training_state
+from lookalike.training.callbacks.finite_guard import kept_checkpoint, non_finite_tensors
 from lookalike.training.fit import Callback, TrainingState
 from lookalike.training.progress import EpochProgress
 from lookalike.training.run import RunDirectory
@@ -45,12 +46,6 @@ def position(epoch: int, progress: EpochProgress) -> str:
     if progress.batches_done == 0:
         return f"epoch {epoch}"
     return f"epoch {epoch + 1}, batch {progress.batches_done}"
-
-
-def non_finite_tensors(model: torch.nn.Module) -> list[str]:
-    """Names of the parameters and buffers holding NaN or infinity."""
-    return [name for name, tensor in model.state_dict().items()
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
 def link_files(source: Path, target: Path) -> None:
@@ -82,13 +77,11 @@ class Checkpointing(Callback):
     def commit(self, state: TrainingState, epoch: int, progress: EpochProgress, *,
                new_best: bool) -> None:
         """Write last (and best) with the resume state as one generation."""
-        broken = non_finite_tensors(state.model)
+        broken = non_finite_tensors(state.model)  # the last line of defence: never save them
         if broken:
-            kept = (f"the checkpoint saved at {state.committed} ({self.run.last}) is kept"
-                    if state.committed else "no checkpoint was written")
-            raise TrainingError(f"the weights became non-finite ({len(broken)} tensors, e.g. "
-                                f"{broken[0]}) in epoch {state.epoch + 1}; nothing was saved "
-                                f"and {kept} (try a lower --lr)")
+            raise TrainingError(f"not saving {self.run.root}: {len(broken)} weight tensors are "
+                                f"non-finite (e.g. {broken[0]}); "
+                                f"{kept_checkpoint(state, self.run.root)}")
         model: Embedder = state.model  # type: ignore[assignment]
         previous_best = self.run.best if self.run.best.is_dir() else None
 
