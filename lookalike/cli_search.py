@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lookalike.cli_types import integer, number
 from lookalike.errors import ConfigError
 
 EXAMPLES = {
@@ -31,19 +33,23 @@ EXAMPLES = {
   lookalike serve --index indexes/photos --host 0.0.0.0  # opt-in: other machines can reach it
 
 API: POST /api/search (multipart image, k), GET /api/items?random=N, GET /api/items/{id},
-GET /api/items/{id}/image, GET /api/items/{id}/similar?k=, GET /api/health; docs at /docs.""",
+GET /api/items/{id}/image, GET /api/items/{id}/similar?k=, GET /api/health; docs at /docs.
+The server follows its index: `lookalike index add` / `remove` run meanwhile show in its
+next answer.""",
 }
 
-THRESHOLD_HELP = ("with --duplicates: the largest distance between duplicates, in the "
-                  "index's distance (the model's; `lookalike index info` names it): e.g. "
-                  "0.05 euclidean, which on unit vectors is 0.0025 squared_euclidean or "
-                  "0.00125 cosine")
+THRESHOLD_HELP = ("with --duplicates: the largest distance between duplicates, a finite "
+                  "number >= 0 in the index's distance (the model's; `lookalike index info` "
+                  "names it): e.g. 0.05 euclidean, which on unit vectors is 0.0025 "
+                  "squared_euclidean or 0.00125 cosine")
+MAX_UPLOAD_MB = 1024 * 1024
+"""--max-upload-mb at most 1 TiB: any real limit is far below it."""
 
 
 def add_index_spec_options(parser: argparse.ArgumentParser) -> None:
     """``--kind`` and every registered kind's options (``--hnsw-m``, ``--nlist``...)."""
     from lookalike.search.kinds import INDEX_KINDS
-    from lookalike.search.spec import AUTO, AUTO_APPROXIMATE_ABOVE, kind_choices
+    from lookalike.search.spec import AUTO, AUTO_APPROXIMATE_ABOVE, OPTION_MAX, kind_choices
 
     kinds = ", ".join(f"{name} ({INDEX_KINDS.get(name).summary})" for name in INDEX_KINDS)
     group = parser.add_argument_group("vector index")
@@ -52,19 +58,21 @@ def add_index_spec_options(parser: argparse.ArgumentParser) -> None:
                        f"{AUTO_APPROXIMATE_ABOVE:,} items, hnsw above)")
     for name in INDEX_KINDS:
         for option in INDEX_KINDS.get(name).options:
-            group.add_argument(option.flag, type=int, default=option.default, dest=option.name,
+            group.add_argument(option.flag, type=integer(option.minimum, OPTION_MAX),
+                               default=option.default, dest=option.name,
                                help=f"{option.help} (default {option.default})")
 
 
 def add_search_time_options(parser: argparse.ArgumentParser) -> None:
     """The kinds' search-time knobs (``--ef-search``, ``--nprobe``...) for one session."""
     from lookalike.search.kinds import INDEX_KINDS
+    from lookalike.search.spec import OPTION_MAX
 
     for name in INDEX_KINDS:
         for option in INDEX_KINDS.get(name).options:
             if option.at_search:
-                parser.add_argument(option.flag, type=int, dest=option.name,
-                                    help=f"{option.help}, for this search")
+                parser.add_argument(option.flag, type=integer(option.minimum, OPTION_MAX),
+                                    dest=option.name, help=f"{option.help}, for this search")
 
 
 def _option_values(args: argparse.Namespace, search_time: bool = False) -> dict[str, Any]:
@@ -91,11 +99,12 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from lookalike.search import Index, IndexSpec
 
     spec = IndexSpec(args.kind, **_option_values(args))
-    index = Index.build(args.checkpoint, _data_source(args), args.out, split=args.split,
-                        spec=spec, skip_bad=args.skip_bad, batch_size=args.batch_size,
-                        device=args.device, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"indexed {len(index)} items ({index.kind}, {index.distance} distance, model "
-          f"{index.fingerprint}) in {args.out}")
+    with Index.build(args.checkpoint, _data_source(args), args.out, split=args.split,
+                     spec=spec, skip_bad=args.skip_bad, batch_size=args.batch_size,
+                     device=args.device, overwrite=args.overwrite,
+                     progress=not args.quiet) as index:
+        print(f"indexed {len(index)} items ({index.kind}, {index.distance} distance, model "
+              f"{index.fingerprint}) in {args.out}")
     return 0
 
 
@@ -217,7 +226,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lookalike.service.server import serve
     from lookalike.service.settings import MB, ServiceSettings
 
-    settings = ServiceSettings(max_upload_bytes=int(args.max_upload_mb * MB),
+    settings = ServiceSettings(max_upload_bytes=math.ceil(args.max_upload_mb * MB),
                                max_pixels=args.max_pixels)
     serve(args.index, host=args.host, port=args.port, settings=settings, device=args.device)
     return 0
@@ -248,7 +257,7 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
         sub.add_argument("--split", help="the split of --data to index (e.g. test)")
         sub.add_argument("--skip-bad", action="store_true",
                          help="skip (and count) unreadable images instead of stopping")
-        sub.add_argument("--batch-size", type=int, default=256,
+        sub.add_argument("--batch-size", type=integer(1), default=256,
                          help="images per forward pass (default 256)")
         sub.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 
@@ -269,7 +278,8 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
 
     remove = action("remove", "Remove items by id.")
     remove.add_argument("--index", required=True, help="the index folder")
-    remove.add_argument("ids", nargs="+", type=int, metavar="ID", help="item ids to remove")
+    remove.add_argument("ids", nargs="+", type=int, metavar="ID",
+                        help="item ids to remove (an id no item has removes nothing)")
     remove.set_defaults(func=cmd_index_remove)
 
     info = action("info", "Describe an index: size, kind, distance, model, labels.")
@@ -284,15 +294,16 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     search.add_argument("--id", type=int, action="append", metavar="ITEM",
                         help="search from an item already in the index (repeatable); "
                         "the item itself is left out of its results")
-    search.add_argument("--random", type=int, metavar="N",
-                        help="search from N random items of the index")
-    search.add_argument("--seed", type=int, help="seed for --random")
-    search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    search.add_argument("--random", type=integer(1), metavar="N",
+                        help="search from N (>= 1) random items of the index")
+    search.add_argument("--seed", type=integer(0), help="seed for --random (>= 0)")
+    search.add_argument("-k", type=integer(1), default=10,
+                        help="results per query (default 10)")
     search.add_argument("--json", action="store_true", help="print JSON instead of tables")
     search.add_argument("--grid", metavar="PNG", help="also draw queries and results here")
     search.add_argument("--duplicates", action="store_true",
                         help="list groups of near-identical items instead of searching")
-    search.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
+    search.add_argument("--threshold", type=number(0), help=THRESHOLD_HELP)
     add_search_time_options(search)
     search.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     search.set_defaults(func=cmd_search)
@@ -305,12 +316,13 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     serve.add_argument("--index", required=True, help="the index folder")
     serve.add_argument("--host", default=DEFAULT_HOST,
                        help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
-                       help=f"port (default {DEFAULT_PORT})")
-    serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_bytes / MB,
+    serve.add_argument("--port", type=integer(1, 65535), default=DEFAULT_PORT,
+                       help=f"port, 1..65535 (default {DEFAULT_PORT})")
+    serve.add_argument("--max-upload-mb", type=number(0, MAX_UPLOAD_MB, low_open=True),
+                       default=defaults.max_upload_bytes / MB,
                        help=f"largest accepted upload in MB (default "
                        f"{defaults.max_upload_bytes / MB:g})")
-    serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
+    serve.add_argument("--max-pixels", type=integer(1), default=defaults.max_pixels,
                        help=f"largest accepted image in pixels (default {defaults.max_pixels:,})")
     serve.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     serve.set_defaults(func=cmd_serve)

@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -297,13 +298,14 @@ def test_search_errors_are_one_line(index_folder: Path, tiny_folder: Path, tmp_p
     cases = {
         "no such index folder": ["--index", str(tmp_path / "nowhere"), query],
         "k=49": ["--index", index, query, "-k", "49"],
-        "k must be >= 1": ["--index", index, query, "-k", "0"],
         "corrupt.png": ["--index", index, query, str(corrupt)],
         "missing.png: no such file": ["--index", index, str(tmp_path / "missing.png")],
         "give query images": ["--index", index],
-        "no item with id 999": ["--index", index, "--id", "999"],
+        "no such item: 999": ["--index", index, "--id", "999"],
         "--threshold": ["--index", index, "--duplicates"],
-        "threshold must be >= 0": ["--index", index, "--duplicates", "--threshold", "-1"],
+        "no such item: 99999999999999999999": ["--index", index, "--id",
+                                               "99999999999999999999"],
+        "no such item: -3": ["--index", index, "--id", "-3"],
     }
     for fragment, argv in cases.items():
         assert fragment in fails(capsys, ["search", *argv]), argv
@@ -312,7 +314,11 @@ def test_search_errors_are_one_line(index_folder: Path, tiny_folder: Path, tmp_p
 def test_index_errors_are_one_line(index_copy: Path, checkpoint: Path, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     index = str(index_copy)
-    assert "no item with id 999" in fails(capsys, ["index", "remove", "--index", index, "999"])
+    for unknown in ("999", "99999999999999999999", "-5"):
+        error = fails(capsys, ["index", "remove", "--index", index, "1", unknown])
+        assert f"no such item: {unknown} " in error and "nothing was removed" in error
+    with Index.open(index_copy) as unchanged:
+        assert len(unchanged) == 48 and unchanged.generation == 0
     assert "--images" in fails(capsys, ["index", "build", "--checkpoint", str(checkpoint),
                                         "--out", str(tmp_path / "x"), "--quiet"])
     assert "empty index" in fails(capsys, ["index", "remove", "--index", index,
@@ -329,3 +335,109 @@ def test_an_index_of_another_format_version_is_refused(index_copy: Path,
         db.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
     error = fails(capsys, ["index", "info", "--index", str(index_copy)])
     assert "format 99" in error and "rebuild" in error
+
+
+# -- numeric options: refused where they are parsed (one line, exit status 2) -----------------
+
+
+def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run a command whose options must be refused: exit 2, one line, no traceback."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lookalike: error: argument "), lines
+    return lines[0]
+
+
+COUNT = "an integer in [1, inf)"
+SEARCH_OPTIONS = [
+    ("-k", "0", COUNT), ("-k", "-1", COUNT), ("-k", "nan", COUNT), ("-k", "2.5", COUNT),
+    ("--random", "0", COUNT), ("--random", "-2", COUNT),
+    ("--seed", "-1", "an integer in [0, inf)"),
+    ("--threshold", "nan", "a number in [0, inf)"),
+    ("--threshold", "inf", "a number in [0, inf)"),
+    ("--threshold", "-0.5", "a number in [0, inf)"),
+    ("--ef-search", "0", "[1, 2147483647]"), ("--ef-search", "2147483648", "[1, 2147483647]"),
+    ("--nprobe", "-3", "[1, 2147483647]"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "accepted"), SEARCH_OPTIONS)
+def test_search_options_out_of_range_are_refused(option: str, value: str, accepted: str,
+                                                 index_folder: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    error = refused(capsys, ["search", "--index", str(index_folder), "--duplicates",
+                             f"{option}={value}"])
+    assert f"argument {option}" in error and accepted in error and value in error
+
+
+BUILD_OPTIONS = [
+    ("--batch-size", "0", COUNT), ("--batch-size", "nan", COUNT),
+    ("--hnsw-m", "0", "[1, 2147483647]"), ("--ef-construction", "1e3", "[1, 2147483647]"),
+    ("--nlist", "-1", "[0, 2147483647]"), ("--nprobe", "0", "[1, 2147483647]"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "accepted"), BUILD_OPTIONS)
+def test_index_options_out_of_range_are_refused(option: str, value: str, accepted: str,
+                                                checkpoint: Path, tiny_folder: Path,
+                                                tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    error = refused(capsys, ["index", "build", "--checkpoint", str(checkpoint), "--images",
+                             str(tiny_folder), "--out", str(tmp_path / "x"),
+                             f"{option}={value}"])
+    assert f"argument {option}" in error and accepted in error
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+    if option == "--batch-size":
+        error = refused(capsys, ["index", "add", "--index", str(tmp_path / "x"), "--images",
+                                 str(tiny_folder), f"{option}={value}"])
+        assert f"argument {option}" in error and accepted in error
+
+
+SERVE_OPTIONS = [
+    ("--port", "0", "[1, 65535]"), ("--port", "65536", "[1, 65535]"),
+    ("--port", "-80", "[1, 65535]"), ("--port", "nan", "[1, 65535]"),
+    ("--max-upload-mb", "0", "(0, 1048576]"), ("--max-upload-mb", "-1", "(0, 1048576]"),
+    ("--max-upload-mb", "nan", "(0, 1048576]"), ("--max-upload-mb", "inf", "(0, 1048576]"),
+    ("--max-upload-mb", "1e300", "(0, 1048576]"),
+    ("--max-pixels", "0", COUNT), ("--max-pixels", "1e6", COUNT),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "accepted"), SERVE_OPTIONS)
+def test_serve_options_out_of_range_are_refused(option: str, value: str, accepted: str,
+                                                index_folder: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import lookalike.service.server as server
+
+    monkeypatch.setattr(server, "serve", lambda *a, **k: pytest.fail("the server started"))
+    error = refused(capsys, ["serve", "--index", str(index_folder), f"{option}={value}"])
+    assert f"argument {option}" in error and accepted in error
+
+
+def test_a_tiny_upload_limit_is_at_least_one_byte(index_folder: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import lookalike.service.server as server
+
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(server, "serve", lambda path, **options: started.update(options))
+    assert main(["serve", "--index", str(index_folder), "--max-upload-mb", "1e-9",
+                 "--port", "65535"]) == 0
+    assert started["settings"].max_upload_bytes == 1 and started["port"] == 65535
+
+
+def test_search_random_and_duplicates_take_only_sane_values(
+        index_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13's cases that used to run: --random -2 (every item but two as a query) and
+    a NaN threshold ("0 groups"); the smallest accepted values still work."""
+    refused(capsys, ["search", "--index", str(index_folder), "--random", "-2"])
+    refused(capsys, ["search", "--index", str(index_folder), "--duplicates",
+                     "--threshold", "nan"])
+    assert len(search_json(capsys, "--index", str(index_folder), "--random", "1",
+                           "--seed", "0", "-k", "1")) == 1
+    capsys.readouterr()
+    assert main(["search", "--index", str(index_folder), "--duplicates",
+                 "--threshold", "0"]) == 0

@@ -388,7 +388,7 @@ def test_removing_an_unknown_id_removes_nothing(kind: str, built_kinds: dict[str
     folder = copy_index(built_kinds[kind], tmp_path)
     before = folder_state(folder)
     with Index.open(folder) as index:
-        with pytest.raises(SearchIndexError, match=r"no item with id 999 .*nothing was removed"):
+        with pytest.raises(SearchIndexError, match=r"no such item: 999 .*nothing was removed"):
             index.remove([3, 999])
         with pytest.raises(SearchIndexError, match="empty index"):
             index.remove(index.store.all_ids().tolist())
@@ -613,7 +613,7 @@ def test_k_and_threshold_out_of_range(labelled: Index, tiny_folder: Path) -> Non
     one_line_error(lambda: labelled.search_vectors(np.ones((1, 16)), k=-1), ConfigError)
     one_line_error(lambda: labelled.more_like([0], k=48), ConfigError)  # itself is left out
     assert "threshold" in one_line_error(lambda: labelled.duplicates(-0.1), ConfigError)
-    assert "no item with id 4242" in one_line_error(lambda: labelled.more_like([4242], k=2),
+    assert "no such item: 4242" in one_line_error(lambda: labelled.more_like([4242], k=2),
                                                     SearchIndexError)
     one_line_error(lambda: labelled.search_vectors(np.ones((1, 8)), k=2))  # wrong dimension
 

@@ -78,6 +78,18 @@ def _stack(items: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(items)
 
 
+def reserve_blocks(path: Path) -> None:
+    """Allocate every block of ``path`` (ENOSPC now, not SIGBUS when a mapped page is
+    written); a no-op where the platform has no posix_fallocate."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
 def cache_resized(collection: ImageCollection, size: int, channels: int,
                   cache_dir: str | os.PathLike[str] | None = None, *, workers: int = 0,
                   progress: bool = True,
@@ -95,6 +107,9 @@ def cache_resized(collection: ImageCollection, size: int, channels: int,
                             num_workers=workers, collate_fn=_stack)
         with atomic_path(pixels_path) as tmp:
             pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            # Reserve the file's blocks now: a memory map on a full disk would otherwise
+            # fail later with SIGBUS instead of an error that names the file.
+            reserve_blocks(tmp)
             start = 0
             with tqdm(total=len(collection), unit="img", desc=f"caching at {size}px",
                       disable=not progress) as bar:

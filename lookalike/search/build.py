@@ -6,12 +6,18 @@ naming the model fingerprint and a digest of the items; running the same build a
 an interruption reuses the chunks already there, and a build of other data or by another
 model starts clean. Only when the vectors, metadata and model copy are all written is the
 folder renamed to ``<out>``: an index folder that opens is always complete.
+
+Every chunk is checked before it is saved: a model that gives NaN or infinite embeddings
+(weights of a run that diverged) stops the build with nothing of it written. A full disk,
+at any write, is one ``DiskFullError`` naming the file; the chunks saved before it stay, so
+the same command continues from there once there is room.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,12 +31,19 @@ from lookalike import __version__
 from lookalike.data import UNLABELLED, FileCollection, ImageCollection
 from lookalike.data.dataset import ImageDataset
 from lookalike.data.pipeline import collection_digest
-from lookalike.errors import SearchIndexError
-from lookalike.files import atomic_path, write_json
+from lookalike.errors import CheckpointError, DataError, SearchIndexError
+from lookalike.files import atomic_path, fsync_dir, write_json
 from lookalike.models import Embedder, embed
 from lookalike.models.filepair import pair_paths
 from lookalike.search.spec import IndexSpec
-from lookalike.search.store import MODEL_DIR, IndexStore, NewItem, partial_folder, utc_now
+from lookalike.search.store import (
+    MODEL_DIR,
+    IndexStore,
+    NewItem,
+    disk_full_as,
+    partial_folder,
+    utc_now,
+)
 from lookalike.search.vectors import build_vector_index
 
 CHUNK_ITEMS = 4096
@@ -57,13 +70,36 @@ def png_bytes(collection: ImageCollection, position: int) -> bytes:
     return buffer.getvalue()
 
 
+def non_finite_rows(vectors: np.ndarray) -> np.ndarray:
+    """(N,) bool: the rows of (N, D) ``vectors`` holding a NaN or an infinity."""
+    return np.asarray(~np.isfinite(vectors).all(axis=1))
+
+
+def check_embeddings(part: np.ndarray, collection: ImageCollection, model: str,
+                     start: int = 0) -> None:
+    """Refuse embeddings that are not all finite, naming ``model``, how many items and the
+    first of them; ``part`` holds items ``start ..`` of ``collection``."""
+    bad = non_finite_rows(part)
+    if not bad.any():
+        return
+    n, stop = len(collection), start + len(part)
+    which = f"{n} items" if (start, stop) == (0, n) else f"items {start}..{stop - 1} of {n}"
+    first = collection.source(start + int(np.flatnonzero(bad)[0]))
+    raise CheckpointError(f"{model} gives NaN or infinite embeddings for {int(bad.sum())} of "
+                          f"{which} (the first: {first}): are its weights finite? Nothing "
+                          "was written")
+
+
 def embed_collection(model: Embedder, collection: ImageCollection, work: Path | None = None,
                      *, batch_size: int = 256, device: str | torch.device = "cpu",
                      progress: bool = True, log: Callable[[str], None] = print,
-                     fingerprint: str = "") -> np.ndarray:
+                     fingerprint: str = "",
+                     model_name: str | os.PathLike[str] = "the model") -> np.ndarray:
     """(N, D) float32 embeddings of ``collection`` as the index will store them.
 
     With ``work``, chunks are saved there and reused by a rerun with the same model and items.
+    Every chunk is checked first: non-finite embeddings raise ``CheckpointError`` naming
+    ``model_name`` (the checkpoint) and are never saved.
     """
     config = model.config
     dataset = ImageDataset(collection, size=config.input_size, channels=config.in_channels)
@@ -84,13 +120,20 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
             saved = None if work is None else work / "embeddings" / f"{start:010d}.npy"
             if saved is not None and saved.is_file():
                 part = np.load(saved)
-                if part.shape == (stop - start, config.embedding_dim):
+                if part.shape == (stop - start, config.embedding_dim) \
+                        and not non_finite_rows(part).any():
                     parts.append(part)
                     bar.update(stop - start)
                     continue
             subset = _Slice(dataset, start, stop)
             part = embed(model, subset, batch_size=batch_size, device=device, progress=False,
                          on_batch=advance)
+            try:
+                check_embeddings(part, collection, os.fspath(model_name), start)
+            except CheckpointError:
+                if work is not None and not any((work / "embeddings").glob("*.npy")):
+                    shutil.rmtree(work)  # this build wrote nothing worth keeping
+                raise
             if saved is not None:
                 with atomic_path(saved) as tmp, open(tmp, "wb") as handle:
                     np.save(handle, part)
@@ -98,6 +141,17 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
     if not parts:
         return np.zeros((0, config.embedding_dim), dtype=np.float32)
     return np.concatenate(parts)
+
+
+def check_vectors(vectors: np.ndarray, collection: ImageCollection) -> None:
+    """Precomputed (N, D) embeddings of ``collection``: all finite, one per item."""
+    if len(vectors) != len(collection):
+        raise DataError(f"{len(vectors)} vectors for {len(collection)} items")
+    bad = non_finite_rows(vectors)
+    if bad.any():
+        first = collection.source(int(np.flatnonzero(bad)[0]))
+        raise DataError(f"{int(bad.sum())} of the {len(vectors)} vectors hold NaN or infinite "
+                        f"values (the first: {first}); nothing was written")
 
 
 class _Slice:
@@ -123,6 +177,7 @@ def _prepare_work(work: Path, key: dict[str, Any], log: Callable[[str], None]) -
             previous = None
         done = len(list((work / "embeddings").glob("*.npy")))
         if previous == key:
+            remove_leftovers(work)
             if done:
                 log(f"resuming the unfinished build in {work} ({done} chunks of "
                     f"{CHUNK_ITEMS} items already embedded)")
@@ -130,15 +185,23 @@ def _prepare_work(work: Path, key: dict[str, Any], log: Callable[[str], None]) -
         log(f"{work} holds an unfinished build of other items or another model: starting clean")
     if work.exists():
         shutil.rmtree(work)
-    (work / "embeddings").mkdir(parents=True)
+    with disk_full_as(work):
+        (work / "embeddings").mkdir(parents=True)
     write_json(stamp, key)
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Delete the temporary files of writes that a kill cut short (``atomic_path``'s)."""
+    for path in folder.rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def copy_checkpoint(checkpoint: str | Path, folder: Path) -> None:
     """Copy the checkpoint's weight and JSON files into ``folder/model/``."""
     tensors, document = pair_paths(checkpoint, "model")
     target = folder / MODEL_DIR
-    target.mkdir(parents=True, exist_ok=True)
+    with disk_full_as(target):
+        target.mkdir(parents=True, exist_ok=True)
     for source, name in ((tensors, "model.safetensors"), (document, "model.json")):
         with atomic_path(target / name) as tmp:
             shutil.copyfile(source, tmp)
@@ -155,7 +218,8 @@ def write_index_folder(out: Path, *, model: Embedder, fingerprint: str, checkpoi
                                "or pass --overwrite to replace it")
     work = partial_folder(out)
     vectors = embed_collection(model, collection, work, batch_size=batch_size, device=device,
-                               progress=progress, log=log, fingerprint=fingerprint)
+                               progress=progress, log=log, fingerprint=fingerprint,
+                               model_name=checkpoint)
     resolved = spec.resolved(len(vectors))
     distance = model.config.distance  # the index searches and reports what the model learnt
     log(f"building a {resolved.kind} index ({distance} distance) over {len(vectors)} vectors "
@@ -173,17 +237,19 @@ def write_index_folder(out: Path, *, model: Embedder, fingerprint: str, checkpoi
     IndexStore.create(work, meta, index, items).close()
     shutil.rmtree(work / "embeddings")
     (work / "build.json").unlink()
+    remove_leftovers(work)
     _move_into_place(work, out)
 
 
 def _move_into_place(work: Path, out: Path) -> None:
     """Rename the finished folder to ``out``, replacing an old index only now."""
+    old = out.with_name(out.name + ".old")
+    if old.exists():  # left by a build killed between its two renames
+        shutil.rmtree(old)
     if out.exists():
-        old = out.with_name(out.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
         out.rename(old)
         work.rename(out)
         shutil.rmtree(old)
     else:
         work.rename(out)
+    fsync_dir(out.parent)

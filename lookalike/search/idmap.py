@@ -20,8 +20,10 @@ def as_vectors(vectors: Any, dim: int | None = None) -> np.ndarray:
     if array.ndim != 2 or (dim is not None and array.shape[1] != dim):
         want = f"(N, {dim})" if dim is not None else "(N, D)"
         raise DataError(f"vectors must have shape {want}, got {array.shape}")
-    if not np.isfinite(array).all():
-        raise DataError("vectors contain NaN or infinite values")
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        raise DataError(f"{int(bad.sum())} of {len(array)} vectors hold NaN or infinite values "
+                        f"(the first: row {int(np.flatnonzero(bad)[0])})")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 

@@ -10,11 +10,16 @@ The index keeps a copy of the model that embedded its items, so queries are embe
 the same model and vectors from any other model are refused (their fingerprints differ).
 It searches by the distance that model was trained with (``EmbedderConfig.distance``), and
 every distance it reports (search, duplicates' threshold) is in that unit.
+
+An open ``Index`` follows its folder: when another handle or process commits a change,
+``search`` and ``more_like`` answer from the new generation (their results and its rows
+are read together), and ``refresh()`` loads it for everything else (``len``, ``sample_ids``).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -40,12 +45,17 @@ from lookalike.data import (
 from lookalike.data.folder import has_loose_images
 from lookalike.errors import ConfigError, DataError, SearchIndexError
 from lookalike.models import Embedder, load_checkpoint
-from lookalike.search.build import embed_collection, new_items, write_index_folder
+from lookalike.search.build import (
+    check_vectors,
+    embed_collection,
+    new_items,
+    write_index_folder,
+)
 from lookalike.search.idmap import clone
 from lookalike.search.queries import Query, query_batch
 from lookalike.search.reported import folder_distance
 from lookalike.search.spec import IndexSpec
-from lookalike.search.store import IndexStore, ItemRecord
+from lookalike.search.store import ITEM_IDS, IndexStore, ItemRecord
 from lookalike.search.vectors import (
     as_vectors,
     configure_search,
@@ -84,6 +94,32 @@ class Neighbors(NamedTuple):
 
     ids: np.ndarray
     distances: np.ndarray
+
+
+class Loaded(NamedTuple):
+    """One generation of the folder as searched; replaced whole, so that a search running
+    while another generation is loaded never mixes the two."""
+
+    generation: int
+    vectors: faiss.IndexIDMap2
+    inner: faiss.Index  # the bare index under the id map, which searches go to
+    ids: np.ndarray  # (N,) int64: the id of each stored vector, in storage order
+    sorted_ids: np.ndarray  # (N,) the same, ascending (as SQLite orders them)
+
+    def has(self, item_ids: Sequence[int]) -> np.ndarray:
+        """(K,) bool: which of ``item_ids`` this generation holds (any integer may be asked)."""
+        found = np.zeros(len(item_ids), dtype=bool)
+        storable = [p for p, item_id in enumerate(item_ids) if item_id in ITEM_IDS]
+        if storable and len(self.sorted_ids):
+            wanted = np.array([item_ids[p] for p in storable], dtype=np.int64)
+            at = np.minimum(np.searchsorted(self.sorted_ids, wanted), len(self.sorted_ids) - 1)
+            found[storable] = self.sorted_ids[at] == wanted
+        return found
+
+
+ATTEMPTS = 5
+"""Searches tried against generations that another process replaces meanwhile, before
+giving up (each try loads the newest)."""
 
 
 def open_data(data: DataSource, split: str | None = None, skip_bad: bool = False,
@@ -128,12 +164,12 @@ class Index:
         self.store = store
         self.spec = IndexSpec.from_dict(store.meta["spec"])
         self.reported = folder_distance(store.meta, store.folder)
-        self._use_vectors(vectors)
+        self._use_vectors(vectors, int(store.meta["generation"]))
         self.device = device
         self._backbone = backbone
         self._model: Embedder | None = None
         self._model_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # changes, and loading another generation
 
     # -- building and opening ------------------------------------------------------------
 
@@ -165,7 +201,11 @@ class Index:
         search-time option of a kind; None values are skipped) override the stored recall
         knobs for this session. Options of other kinds than the index's are ignored."""
         store = IndexStore.open(path)
-        index = cls(store, store.read_vectors(), device=device, backbone=backbone)
+        try:
+            index = cls(store, store.read_vectors(), device=device, backbone=backbone)
+        except BaseException:
+            store.close()
+            raise
         overrides = {k: v for k, v in (search_options or {}).items() if v is not None}
         if overrides:  # the stored knobs were applied on construction
             try:
@@ -188,7 +228,32 @@ class Index:
     # -- what it holds ------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return int(self.vectors.ntotal)
+        return int(self._loaded.vectors.ntotal)
+
+    @property
+    def vectors(self) -> faiss.IndexIDMap2:
+        """The FAISS index (under its id map) of the loaded generation."""
+        return self._loaded.vectors
+
+    @property
+    def generation(self) -> int:
+        """The generation loaded: 0 when built, one more for each add or remove."""
+        return self._loaded.generation
+
+    def refresh(self) -> bool:
+        """Load the generation committed since this one was loaded, by another handle or
+        process (``lookalike index add`` while a server runs), if there is one.
+
+        One small SQLite read when nothing changed. Returns whether it loaded one.
+        """
+        if self.store.generation() == self._loaded.generation:
+            return False
+        with self._write_lock:
+            if self.store.generation() == self._loaded.generation:
+                return False  # another thread loaded it meanwhile
+            vectors = self.store.read_vectors()  # with the meta of its generation
+            self._use_vectors(vectors, int(self.store.meta["generation"]))
+        return True
 
     @property
     def path(self) -> Path:
@@ -246,7 +311,8 @@ class Index:
         """Item ``item_id``'s image, from the index's own record (stored PNG or file path)."""
         record = self.store.records([item_id]).get(int(item_id))
         if record is None:
-            raise SearchIndexError(f"no item with id {item_id} in {self.path}")
+            raise SearchIndexError(f"no such item: {item_id} (no item has this id in "
+                                   f"{self.path})")
         stored = self.store.image_bytes(item_id)
         if stored is not None:
             return decode_image(io.BytesIO(stored), max_pixels=max_pixels, name=record.source)
@@ -257,7 +323,11 @@ class Index:
     def sample_ids(self, n: int, seed: int | None = None) -> np.ndarray:
         """Up to ``n`` distinct random ids (seeded when ``seed`` is given), drawn from the
         ids in memory rather than read from SQLite on every call."""
-        return np.random.default_rng(seed).permutation(self._sorted_ids)[:n]
+        if n < 1:
+            raise ConfigError(f"the number of random items must be >= 1, got {n}")
+        if seed is not None and seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {seed}")
+        return np.random.default_rng(seed).permutation(self._loaded.sorted_ids)[:n]
 
     # -- searching -----------------------------------------------------------------------
 
@@ -276,26 +346,48 @@ class Index:
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[list[Hit]]:
         """The k items nearest to each query image: one list of ``Hit`` per query."""
         self._check_k(k)  # before embedding: a bad k should not cost a model run
-        return self.hits(self.search_vectors(self.embed(queries, max_pixels), k))
+        return self.search_embeddings(self.embed(queries, max_pixels), k)
 
-    def _use_vectors(self, vectors: faiss.IndexIDMap2) -> None:
+    def search_embeddings(self, vectors: Any, k: int = 10) -> list[list[Hit]]:
+        """The k items nearest to each of (Q, D) embeddings, with their metadata: the
+        neighbours and their rows come from one generation (the newest, if another process
+        committed one meanwhile), so a search never misses an item or names a removed one."""
+        queries = self._prepared(vectors)
+        return self._answer(lambda loaded: self._search(loaded, queries, k))
+
+    def _use_vectors(self, vectors: faiss.IndexIDMap2, generation: int) -> None:
         """Adopt a (new) FAISS index: searches go to the bare index under the id map, and
         positions become ids in numpy. FAISS's own id translation runs an OpenMP loop whose
         thread wake-ups cost milliseconds per query on a busy machine."""
-        self.vectors = vectors
         configure_search(vectors, self.spec)
-        self._inner = inner_index(vectors)
-        self._ids = stored_ids(vectors)
-        self._sorted_ids = np.sort(self._ids)  # what sample_ids permutes, as SQLite orders them
+        ids = stored_ids(vectors)
+        self._loaded = Loaded(generation, vectors, inner_index(vectors), ids, np.sort(ids))
 
     def search_vectors(self, vectors: Any, k: int = 10) -> Neighbors:
-        """Raw k-NN for (Q, D) embeddings: ids and distances (the index's), nearest first."""
-        self._check_k(k)
-        queries = self._prepared(vectors)
-        scores, positions = self._inner.search(queries, k)
+        """Raw k-NN for (Q, D) embeddings: ids and distances (the index's), nearest first,
+        in the loaded generation (``refresh`` loads a newer one)."""
+        return self._search(self._loaded, self._prepared(vectors), k)
+
+    def _search(self, loaded: Loaded, queries: np.ndarray, k: int) -> Neighbors:
+        self._check_k(k, size=len(loaded.ids))
+        scores, positions = loaded.inner.search(queries, k)
         found = positions >= 0  # an approximate index may find fewer than k
-        ids = np.where(found, self._ids[np.where(found, positions, 0)], -1)
+        ids = np.where(found, loaded.ids[np.where(found, positions, 0)], -1)
         return Neighbors(ids, self._distances(scores))
+
+    def _answer(self, find: Callable[[Loaded], Neighbors]) -> list[list[Hit]]:
+        """``find`` in the loaded generation, with the rows of that same generation: when
+        another process committed a newer one meanwhile, load it and ``find`` again."""
+        for _ in range(ATTEMPTS):
+            loaded = self._loaded
+            neighbors = find(loaded)
+            records, generation = self.store.records_at(
+                neighbors.ids[neighbors.ids >= 0].tolist())
+            if generation == loaded.generation:
+                return self._with_records(neighbors, records)
+            self.refresh()
+        raise SearchIndexError(f"{self.path} changed {ATTEMPTS} times during one search: "
+                               "try again when its writers are done")
 
     def _prepared(self, vectors: Any) -> np.ndarray:
         """(N, D) float32 embeddings as the index stores them (unit-norm for cosine)."""
@@ -310,22 +402,36 @@ class Index:
         """The k items nearest to items already in the index, each item itself left out."""
         self._check_k(k, extra=1)
         wanted = [int(i) for i in item_ids]
-        missing = sorted(set(wanted) - self.store.existing_ids(wanted))
-        if missing:
-            raise SearchIndexError(f"no item with id {missing[0]} in {self.path}")
-        vectors = vectors_of(self.vectors, np.array(wanted, dtype=np.int64))
-        neighbors = self.search_vectors(vectors, k + 1)
-        ids, distances = [], []
-        for query, row_ids, row_d in zip(wanted, neighbors.ids, neighbors.distances,
-                                         strict=True):
-            keep = row_ids != query
-            ids.append(row_ids[keep][:k])
-            distances.append(row_d[keep][:k])
-        return self.hits(Neighbors(np.stack(ids), np.stack(distances)))
+        if not self._loaded.has(wanted).all():
+            self.refresh()  # added by another process since this generation was loaded?
+
+        def find(loaded: Loaded) -> Neighbors:
+            held = loaded.has(wanted)
+            if not held.all():
+                missing = wanted[int(np.flatnonzero(~held)[0])]
+                raise SearchIndexError(f"no such item: {missing} (no item has this id in "
+                                       f"{self.path})")
+            vectors = vectors_of(loaded.vectors, np.array(wanted, dtype=np.int64))
+            self._check_k(k, extra=1, size=len(loaded.ids))
+            neighbors = self._search(loaded, vectors, k + 1)
+            ids, distances = [], []
+            for query, row_ids, row_d in zip(wanted, neighbors.ids, neighbors.distances,
+                                             strict=True):
+                keep = row_ids != query
+                ids.append(row_ids[keep][:k])
+                distances.append(row_d[keep][:k])
+            return Neighbors(np.stack(ids), np.stack(distances))
+
+        return self._answer(find)
 
     def hits(self, neighbors: Neighbors) -> list[list[Hit]]:
         """Attach each neighbour's metadata (one SQLite query for the whole batch)."""
-        records = self.store.records(neighbors.ids[neighbors.ids >= 0].tolist())
+        return self._with_records(
+            neighbors, self.store.records(neighbors.ids[neighbors.ids >= 0].tolist()))
+
+    @staticmethod
+    def _with_records(neighbors: Neighbors,
+                      records: Mapping[int, ItemRecord]) -> list[list[Hit]]:
         results = []
         for row_ids, row_d in zip(neighbors.ids, neighbors.distances, strict=True):
             row: list[Hit] = []
@@ -337,13 +443,14 @@ class Index:
             results.append(row)
         return results
 
-    def _check_k(self, k: int, extra: int = 0) -> None:
+    def _check_k(self, k: int, extra: int = 0, size: int | None = None) -> None:
+        """k within 1 .. the ``size`` items (default: loaded) less ``extra`` left out."""
+        size = len(self) if size is None else size
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
-        if k + extra > len(self):
-            room = len(self) - extra
-            raise ConfigError(f"k={k} is more than the {room} items the index can return "
-                              f"({len(self)} items in {self.path})")
+        if k + extra > size:
+            raise ConfigError(f"k={k} is more than the {size - extra} items the index can "
+                              f"return ({size} items in {self.path})")
 
     # -- changing ------------------------------------------------------------------------
 
@@ -361,16 +468,19 @@ class Index:
             self.check_fingerprint(info.fingerprint, str(checkpoint))
         collection = open_data(data, split, skip_bad=skip_bad)
         vectors = embed_collection(self.model, collection, batch_size=batch_size,
-                                   device=self.device, progress=progress, log=log)
+                                   device=self.device, progress=progress, log=log,
+                                   model_name=self.store.model_dir)
         return self.add_vectors(vectors, collection, self.fingerprint)
 
     def add_vectors(self, vectors: Any, collection: ImageCollection,
                     fingerprint: str) -> np.ndarray:
         """Add precomputed embeddings of ``collection``'s items, made by model ``fingerprint``."""
         self.check_fingerprint(fingerprint, "these vectors")
-        vectors = self._prepared(vectors)
-        if len(vectors) != len(collection):
-            raise DataError(f"{len(vectors)} vectors for {len(collection)} items")
+        array = np.asarray(vectors.detach().cpu().numpy() if hasattr(vectors, "detach")
+                           else vectors)
+        if array.ndim == 2:  # else _prepared names the shape it needs
+            check_vectors(array, collection)
+        vectors = self._prepared(array)
         with self._write_lock:
             start = int(self.store.meta["next_id"])
             ids = np.arange(start, start + len(vectors), dtype=np.int64)
@@ -378,7 +488,7 @@ class Index:
             grown.add_with_ids(vectors, ids)
             self.store.commit(grown, insert=list(new_items(collection, ids)),
                               meta={"next_id": start + len(vectors)})
-            self._use_vectors(grown)
+            self._use_vectors(grown, int(self.store.meta["generation"]))
         return ids
 
     def remove(self, ids: Sequence[int]) -> int:
@@ -386,8 +496,8 @@ class Index:
         wanted = sorted({int(i) for i in ids})
         missing = sorted(set(wanted) - self.store.existing_ids(wanted))
         if missing:
-            raise SearchIndexError(f"no item with id {missing[0]} in {self.path}; "
-                                   "nothing was removed")
+            raise SearchIndexError(f"no such item: {missing[0]} (no item has this id in "
+                                   f"{self.path}); nothing was removed")
         if len(wanted) >= len(self):
             raise SearchIndexError(f"removing all {len(self)} items would leave an empty "
                                    "index: delete the folder instead")
@@ -395,7 +505,7 @@ class Index:
             shrunk = remove_vectors(clone(self.vectors),
                                     np.array(wanted, dtype=np.int64), self.spec)
             self.store.commit(shrunk, delete=wanted)
-            self._use_vectors(shrunk)
+            self._use_vectors(shrunk, int(self.store.meta["generation"]))
         return len(wanted)
 
     def check_fingerprint(self, fingerprint: str, what: str) -> None:
@@ -417,13 +527,16 @@ class Index:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
-        if threshold < 0:
-            raise ConfigError(f"threshold must be >= 0, got {threshold}")
-        n = len(self)
+        if not (math.isfinite(threshold) and threshold >= 0):
+            raise ConfigError(f"threshold must be a finite distance >= 0, got {threshold}")
+        if neighbors < 1:
+            raise ConfigError(f"neighbors must be >= 1, got {neighbors}")
+        loaded = self._loaded
+        n = len(loaded.ids)
         k = min(n, neighbors + 1)
-        self._check_k(k)
+        self._check_k(k, size=n)
         # Positions, not ids: the graph's nodes are the stored vectors, in storage order
-        scores, positions = self._inner.search(stored_vectors(self.vectors), k)
+        scores, positions = loaded.inner.search(stored_vectors(loaded.vectors), k)
         distances = self._distances(scores)
         rows, cols = np.nonzero((distances <= threshold) & (positions >= 0))
         cols = positions[rows, cols]
@@ -432,6 +545,6 @@ class Index:
                            shape=(n, n))
         _, component = connected_components(graph, directed=False)
         sizes = np.bincount(component)
-        groups = [np.sort(self._ids[component == c]).tolist()
+        groups = [np.sort(loaded.ids[component == c]).tolist()
                   for c in np.flatnonzero(sizes > 1)]
         return sorted(groups, key=lambda g: (-len(g), g[0]))

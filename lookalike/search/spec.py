@@ -15,6 +15,8 @@ from lookalike.errors import ConfigError
 from lookalike.search.kinds import INDEX_KINDS, IndexKind, get_index_kind, kind_options
 
 AUTO = "auto"
+OPTION_MAX = 2**31 - 1
+"""The largest value of a kind's option: FAISS takes them as C ints."""
 AUTO_APPROXIMATE_ABOVE = 250_000
 """``kind="auto"`` builds an exact index up to this many items and HNSW above it."""
 
@@ -62,6 +64,8 @@ class IndexSpec:
                 raise ConfigError(f"{name} must be an integer, got {value!r}") from None
             if checked[name] < option.minimum:
                 raise ConfigError(f"{name} must be >= {option.minimum}, got {value}")
+            if checked[name] > OPTION_MAX:
+                raise ConfigError(f"{name} must be <= {OPTION_MAX}, got {value}")
         self.kind = kind
         self.options = checked
 

@@ -13,6 +13,10 @@ comes in); uploads are capped in size before they are read and in pixels before 
 decoded; every error is JSON ``{"detail": "one line"}`` with a 4xx status. Endpoints are
 plain functions, run in the server's thread pool; the index embeds queries under a lock and
 FAISS searches concurrently.
+
+The app follows its index folder: before each request it checks (one small SQLite read)
+whether another process committed a new generation (``lookalike index add`` / ``remove``)
+and loads it, so counts, random items and search results always describe the same items.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -64,8 +68,15 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
     index.model  # noqa: B018 - load (and check) the model before the first request
     thumbnails = ThumbnailCache(index, settings.thumbnail_size, settings.thumbnail_cache,
                                 settings.max_pixels)
+
+    def follow_index() -> None:
+        """Load the generation another process committed since the last request, if any
+        (run in the thread pool, like the endpoints)."""
+        index.refresh()
+
     app = FastAPI(title="lookalike", version=__version__,
-                  description=f"Visual similarity search over {len(index)} items.")
+                  description=f"Visual similarity search over {len(index)} items.",
+                  dependencies=[Depends(follow_index)])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
 
     @app.exception_handler(ImageTooLargeError)
@@ -139,7 +150,7 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
     def record_or_404(item_id: int) -> ItemRecord:
         record = index.records([item_id]).get(item_id)
         if record is None:
-            raise HTTPException(404, f"no item with id {item_id}")
+            raise HTTPException(404, f"no such item: {item_id}")
         return record
 
     @app.get("/api/items/{item_id}", response_model=Item, responses=ERRORS, tags=["items"])

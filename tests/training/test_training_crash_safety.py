@@ -203,3 +203,25 @@ def test_a_full_disk_stops_with_one_line_and_resumes_exactly(tiny_folder: Path,
         assert [r["epoch"] for r in log] == list(range(1, 13))
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None,
+                    reason="mounting a small tmpfs needs root")
+def test_a_full_disk_while_caching_images_is_one_error_not_a_crash(tiny_folder: Path,
+                                                                   tmp_path: Path) -> None:
+    from lookalike.data import open_collection
+    from lookalike.data.pipeline import cache_resized
+    from lookalike.errors import DiskFullError
+
+    disk = tmp_path / "cache"
+    try:
+        mount_tmpfs(disk, "64k")
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot mount tmpfs here: {exc.stderr.decode().strip()}")
+    try:  # 48 images at 64 px need 590 KB: the reservation fails before any page is mapped
+        with pytest.raises(DiskFullError, match="the disk is full"):
+            cache_resized(open_collection(tiny_folder), 64, 3, disk, progress=False,
+                          log=lambda _: None)
+        assert not list(disk.glob("images-*.npy"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
