@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from lookalike import __version__, cli_search
 from lookalike.cli_types import OneLineParser, integer, number
-from lookalike.distances import METRICS
+from lookalike.distances import DISTANCES
 from lookalike.errors import LookalikeError, TrainingInterrupted
 from lookalike.training.config import LR_SCHEDULES, OPTION_PART, SPLITS, TrainConfig
 
@@ -50,9 +50,11 @@ EXAMPLES = {
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``demo``, one argparse group per part of TrainConfig;
     defaults live in TrainConfig and choices in the registries, not here."""
+    from lookalike.data.augment import AUGMENTATIONS
     from lookalike.losses.registry import LOSSES
     from lookalike.mining.online import online_selections
     from lookalike.models import list_backbones
+    from lookalike.models.gem import POOLINGS
     from lookalike.training.strategy import mining_choices
 
     defaults = TrainConfig()
@@ -82,11 +84,25 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help="decode and resize image files once into ~/.cache/lookalike (or "
                        "$LOOKALIKE_CACHE), reused by later runs, so epochs do not decode "
                        "full-size JPEGs again")
+    group.add_argument("--augment", choices=("auto", *AUGMENTATIONS.names()),
+                       help="training augmentation: digits = random shift by --crop-padding "
+                       "pixels + flip (small centred images); photo = random resized crop "
+                       "(--crop-scale) + colour jitter (--color-jitter) + flip; none; "
+                       "auto = photo for pretrained backbones (efficientnet-lite*), digits "
+                       f"otherwise (default {data.augment})")
     group.add_argument("--crop-padding", type=int,
-                       help=f"random-crop padding in pixels, 0 = off "
+                       help=f"--augment digits: random-crop padding in pixels, 0 = off "
                        f"(default {data.crop_padding})")
+    group.add_argument("--crop-scale", type=float, metavar="MIN",
+                       help="--augment photo: the random crop keeps between MIN and all of "
+                       f"the image's area, 0 < MIN <= 1, 1 = no crop (default {data.crop_scale})")
+    group.add_argument("--color-jitter", type=float, metavar="J",
+                       help="--augment photo: brightness, contrast and saturation scaled by "
+                       "random factors in [1-J, 1+J], 0 <= J < 1, 0 = off "
+                       f"(default {data.color_jitter})")
     group.add_argument("--no-flip", dest="flip", action="store_false", default=None,
-                       help="no random horizontal flips")
+                       help="no random horizontal flips (for data where a mirror image is "
+                       "another class: arrows, text)")
     group = parser.add_argument_group("model")
     group.add_argument("--backbone", choices=list_backbones(),
                        help=f"backbone (default {model.backbone})")
@@ -103,6 +119,25 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backbone-lr-scale", type=float,
                        help="backbone learning rate = --lr x this (default 1; 0.1 suits a "
                        "pretrained backbone)")
+    group.add_argument("--pooling", choices=POOLINGS,
+                       help="global pooling of the backbone's feature map: avg, or gem "
+                       "(generalised mean, Radenovic et al. 2018, with a learnable exponent p "
+                       f"from 3) (default {model.pooling})")
+    group.add_argument("--train-blocks", type=integer(0), metavar="N",
+                       help="train only the backbone's last N blocks (and what follows them) "
+                       "and the head; the earlier blocks stay frozen, 0 = the whole backbone "
+                       "(default: all of it trains)")
+    group.add_argument("--feature-cache", action="store_true", default=None,
+                       help="run the part of the backbone frozen for the whole run (by "
+                       "--train-blocks, or --freeze-backbone-epochs >= --epochs) once per "
+                       "cached view and train the rest on its outputs: head-only epochs take "
+                       "seconds; kept under the image cache folder with --cache-images")
+    group.add_argument("--cached-views", type=integer(1), metavar="V",
+                       help="--feature-cache: augmented views per training image, the first "
+                       f"one unaugmented; each step draws one (default {model.cached_views})")
+    group.add_argument("--feature-cache-dtype", choices=("float16", "float32"),
+                       help=f"--feature-cache: storage precision "
+                       f"(default {model.feature_cache_dtype})")
     group = parser.add_argument_group(
         "loss and mining", "--loss contrastive trains on pairs (siamese): positives pulled "
         "together, negatives pushed beyond --contrastive-margin, in --pair-ratio")
@@ -113,7 +148,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help=f"triplet margin (default {objective.margin})")
     group.add_argument("--soft-margin", action="store_true", default=None,
                        help="soft-plus log(1 + exp(d_ap - d_an)) instead of the hinge")
-    group.add_argument("--distance", choices=METRICS,
+    group.add_argument("--distance", choices=DISTANCES.names(),
                        help=f"distance between embeddings, used by the loss, validation and "
                        f"the search index (default {objective.distance})")
     group.add_argument("--pair-ratio", help=f"positive:negative pairs per batch "
@@ -122,9 +157,11 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help=f"distance beyond which negatives cost nothing "
                        f"(default {objective.contrastive_margin})")
     group.add_argument("--classes-per-batch", "-P", type=int,
-                       help=f"P classes per batch (default {objective.classes_per_batch})")
+                       help="P classes per batch (default: 128 // K, at most the number of "
+                       "classes; 8 on Fashion-MNIST)")
     group.add_argument("--items-per-class", "-K", type=int,
-                       help=f"K items per class (default {objective.items_per_class})")
+                       help="K items per class (default: the median class size, clipped to "
+                       "[2, 16]; 16 on Fashion-MNIST)")
     group = parser.add_argument_group(
         "hybrid / offline-hard mining",
         "offline pools of each anchor's hard positives and negatives, mined over the whole "
@@ -132,6 +169,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hybrid-selection", choices=online_selections(),
                        help=f"in-batch selection over injected batches "
                        f"(default {pools.hybrid_selection})")
+    from lookalike.training.config import HYBRID_BATCHES
+
+    group.add_argument("--hybrid-batches", choices=HYBRID_BATCHES,
+                       help="hybrid batches: items (P x K anchors plus their injected pooled "
+                       "positives and negatives) or classes (a seed class and its nearest "
+                       "classes by the pooled negatives, K items each; for many classes) "
+                       f"(default {pools.hybrid_batches})")
     group.add_argument("--hard-positives", type=int,
                        help=f"hard positives kept per anchor (default {pools.hard_positives})")
     group.add_argument("--hard-negatives", type=int,
@@ -342,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip this share of each anchor's nearest negatives, in [0, 1) (0)")
     mine.add_argument("--skip-hardest", type=integer(0), default=0, metavar="N",
                       help="skip at least this many of the hardest of each (0)")
-    mine.add_argument("--distance", default="euclidean", choices=METRICS,
+    mine.add_argument("--distance", default="euclidean", choices=DISTANCES.names(),
                       help="distance the pools are ranked by (default euclidean)")
     mine.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     mine.add_argument("--out", required=True, help="pools file to write (.npz)")

@@ -7,6 +7,7 @@ normalisation is not done here: it belongs to the model, which stores its own st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lookalike.errors import ConfigError
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 RGB -> luma weights, as Pillow's convert("L")
 
 
 def as_size(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -90,9 +93,92 @@ def random_horizontal_flip(x: torch.Tensor, p: float, generator: torch.Generator
     return torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
 
 
+def random_resized_crop(x: torch.Tensor, min_scale: float, generator: torch.Generator,
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Crop a random box from each image and resize it back to the image's own H x W.
+
+    The box covers a share ``s ~ U(min_scale, 1)`` of the image's area with an aspect
+    ratio (width / height, in pixels) drawn log-uniformly from ``ratio`` (Inception-style,
+    as torchvision's ``RandomResizedCrop``). Where that box would not fit, the ratio is
+    clamped to the nearest one that does, so the area is kept and ``min_scale = 1`` is the
+    identity at any image shape. One ``affine_grid`` + bilinear ``grid_sample`` for the
+    whole batch; the box always lies inside the image (border padding only at its edges).
+
+    Args:
+        x: (B, C, H, W) float images.
+        min_scale: smallest area share, in (0, 1].
+        generator: draws the (B,) areas, ratios and box centres.
+        ratio: (min, max) aspect ratio of the box.
+    """
+    if not 0.0 < min_scale <= 1.0:
+        raise ConfigError(f"crop scale must be in (0, 1], got {min_scale}")
+    if not 0.0 < ratio[0] <= ratio[1]:
+        raise ConfigError(f"crop aspect ratio range must be 0 < min <= max, got {ratio}")
+    batch, _, height, width = x.shape
+    if batch == 0:
+        return x
+    u = torch.rand(4, batch, generator=generator, device=generator.device,
+                   dtype=torch.float64).to(x.device)  # (4, B): area, ratio, centre y, x
+    area = min_scale + (1.0 - min_scale) * u[0]
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[1])
+    # w_px = sqrt(area H W aspect) <= W and h_px = sqrt(area H W / aspect) <= H
+    aspect = torch.minimum(torch.maximum(aspect, area * width / height), width / (area * height))
+    box_w = torch.sqrt(area * aspect * height / width).clamp(max=1.0)  # share of the width
+    box_h = torch.sqrt(area * width / (aspect * height)).clamp(max=1.0)
+    centre_y = (1.0 - box_h) * (2.0 * u[2] - 1.0)  # in grid units, [-1, 1] the whole image
+    centre_x = (1.0 - box_w) * (2.0 * u[3] - 1.0)
+    theta = torch.zeros(batch, 2, 3, dtype=torch.float64, device=x.device)
+    theta[:, 0, 0], theta[:, 0, 2] = box_w, centre_x
+    theta[:, 1, 1], theta[:, 1, 2] = box_h, centre_y
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Scale each image's brightness, contrast and saturation by its own random factors.
+
+    Each factor is drawn from U(1 - strength, 1 + strength), per image, and applied in that
+    order, clamping to [0, 1] after each step (torchvision's ``ColorJitter`` definitions):
+    brightness ``x * b``; contrast ``m + c (x - m)`` with m the image's mean luma;
+    saturation ``g + s (x - g)`` with g each pixel's luma. Grayscale (C = 1) images get
+    brightness and contrast only.
+
+    Args:
+        x: (B, C, H, W) images in [0, 1], C = 1 or 3.
+        strength: in [0, 1); 0 leaves the images unchanged.
+        generator: draws the (3, B) factors (also for grayscale, so streams stay aligned).
+    """
+    if not 0.0 <= strength < 1.0:
+        raise ConfigError(f"colour jitter must be in [0, 1), got {strength}")
+    channels = x.shape[1]
+    if channels not in (1, 3):
+        raise ConfigError(f"colour jitter needs 1 or 3 channels, got {channels}")
+    if strength == 0.0 or x.shape[0] == 0:
+        return x
+    factors = torch.rand(3, x.shape[0], generator=generator, device=generator.device)
+    factors = (1.0 + strength * (2.0 * factors - 1.0)).to(x.device, x.dtype)[..., None, None, None]
+    brightness, contrast, saturation = factors  # each (B, 1, 1, 1)
+    x = (x * brightness).clamp(0.0, 1.0)
+    mean = _luma(x).mean(dim=(2, 3), keepdim=True)  # (B, 1, 1, 1)
+    x = (mean + contrast * (x - mean)).clamp(0.0, 1.0)
+    if channels == 3:
+        gray = _luma(x)  # (B, 1, H, W)
+        x = (gray + saturation * (x - gray)).clamp(0.0, 1.0)
+    return x
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W): ITU-R 601 luma of RGB, the channel itself of grayscale."""
+    if x.shape[1] == 1:
+        return x
+    weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * weights).sum(dim=1, keepdim=True)
+
+
 @dataclass(frozen=True)
 class Augment:
-    """The training augmentations, composed from config: random shift, then random flip.
+    """The ``digits`` augmentation (lookalike.data.augment): random shift, then random flip.
 
     Call it as ``augment(images (B, C, H, W), generator) -> (B, C, H, W)``.
     """

@@ -20,6 +20,7 @@ from lookalike.errors import ConfigError, DataError
 from lookalike.models.config import EmbedderConfig
 from lookalike.models.factory import create_backbone
 from lookalike.models.head import EmbeddingHead
+from lookalike.models.split import BackboneSplit, split_backbone
 
 # ITU-R 601-2 luma, the weights Pillow's convert("L") uses, so both paths agree.
 _LUMA = (0.299, 0.587, 0.114)
@@ -61,6 +62,10 @@ class Embedder(nn.Module):
         self.register_buffer("mean", torch.tensor(config.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, -1, 1, 1), persistent=False)
         self._backbone_frozen = False
+        self._train_blocks: int | None = None
+        # the frozen prefix of --train-blocks; a tuple, so it is no registered submodule
+        # (its parameters are the backbone's own, and the state dict stays as it is)
+        self._frozen_parts: tuple[nn.Module, ...] = ()
 
     @property
     def backbone_frozen(self) -> bool:
@@ -68,17 +73,62 @@ class Embedder(nn.Module):
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Train only the head: no gradients for the backbone, and its batch-norm statistics
-        stay as they are (the backbone stays in eval mode) until unfrozen."""
+        stay as they are (the backbone stays in eval mode) until unfrozen. Unfreezing keeps
+        the prefix that :meth:`set_train_blocks` froze."""
         self._backbone_frozen = frozen
+        self._apply_freezing()
+
+    @property
+    def train_blocks(self) -> int | None:
+        """How many last backbone blocks train (None: the whole backbone)."""
+        return self._train_blocks
+
+    def set_train_blocks(self, blocks: int | None) -> None:
+        """Train only the last ``blocks`` blocks of the backbone (and what follows them:
+        EfficientNet's head conv, the pooling, the embedding head); the part before them gets
+        no gradients and stays in eval mode, so its batch-norm statistics do not move, as
+        under :meth:`freeze_backbone`. 0 freezes the whole backbone; None trains all of it.
+
+        Raises:
+            ConfigError: the backbone has fewer blocks, or blocks it cannot name (models/split.py).
+        """
+        prefix = None if blocks is None else split_backbone(self.backbone, blocks).prefix
+        self._train_blocks = blocks
+        self._frozen_parts = () if prefix is None else (prefix,)
+        self._apply_freezing()
+
+    def _apply_freezing(self) -> None:
         for parameter in self.backbone.parameters():
-            parameter.requires_grad_(not frozen)
+            parameter.requires_grad_(not self._backbone_frozen)
+        for part in self._frozen_parts:
+            for parameter in part.parameters():
+                parameter.requires_grad_(False)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Embedder:
         super().train(mode)
         if self.backbone_frozen:
             self.backbone.eval()
+        for part in self._frozen_parts:
+            part.eval()
         return self
+
+    def split_backbone(self, blocks: int) -> BackboneSplit:
+        """The backbone as (prefix, tail) with its last ``blocks`` blocks in the tail, sharing
+        its parameters: ``tail(prefix(x)) == backbone(x)`` (models/split.py)."""
+        return split_backbone(self.backbone, blocks)
+
+    def split(self, blocks: int) -> BackboneSplit:
+        """The whole model as (prefix: [0, 1] images -> the features before the backbone's
+        last ``blocks`` blocks, tail: those features -> embeddings), sharing this model's
+        parameters: ``tail(prefix(images)) == self(images)``. The feature cache runs the
+        prefix once and trains the tail (training/feature_cache.py)."""
+        parts = self.split_backbone(blocks)
+        c = self.config
+        inputs = (f"{c.input_size}px, {self.model_channels} channels, mean {tuple(c.mean)}, "
+                  f"std {tuple(c.std)}")
+        return BackboneSplit(_Preprocessed(self.preprocess, parts.prefix, inputs),
+                             nn.Sequential(parts.tail, self.head))
 
     @property
     def embedding_dim(self) -> int:
@@ -111,6 +161,25 @@ class Embedder(nn.Module):
         """(B, C, H, W) images in [0, 1] -> (B, D) embeddings (unit-norm if configured)."""
         embeddings: torch.Tensor = self.head(self.backbone(self.preprocess(images)))
         return embeddings
+
+
+class _Preprocessed(nn.Module):
+    """``body(preprocess(images))``; ``preprocess`` is the Embedder's, held as a plain
+    callable so the Embedder does not become a submodule of its own prefix."""
+
+    def __init__(self, preprocess: Callable[[torch.Tensor], torch.Tensor], body: nn.Module,
+                 inputs: str) -> None:
+        super().__init__()
+        self.preprocess = preprocess
+        self.body = body
+        self.inputs = inputs  # what ``preprocess`` makes, for the repr (a cache key part)
+
+    def extra_repr(self) -> str:
+        return self.inputs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.body(self.preprocess(images))
+        return out
 
 
 def _convertible(data_channels: int, model_channels: int) -> bool:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lookalike.errors import ConfigError
-from lookalike.models.backbones import EfficientNetLite0, SmallCNN
+from lookalike.models.backbones import EfficientNetLite, SmallCNN
 from lookalike.registry import Registry
 
 
@@ -69,20 +69,29 @@ class BackboneSpec:
 
 
 def _small_cnn(in_channels: int | None, pretrained: bool, input_size: int | None,
-               widths: Sequence[int] = (32, 64, 128)) -> nn.Module:
-    return SmallCNN(in_channels or 1, widths)  # no pretrained weights exist: random init
+               widths: Sequence[int] = (32, 64, 128), pooling: str = "avg") -> nn.Module:
+    return SmallCNN(in_channels or 1, widths, pooling)  # no pretrained weights: random init
 
 
-def _efficientnet_lite0(in_channels: int | None, pretrained: bool,
-                        input_size: int | None) -> nn.Module:
-    return EfficientNetLite0(pretrained)  # fixed 3-channel input: the Embedder converts
+def _efficientnet_lite(variant: int) -> Callable[..., nn.Module]:
+    def build(in_channels: int | None, pretrained: bool, input_size: int | None,
+              pooling: str = "avg") -> nn.Module:
+        # fixed 3-channel input: the Embedder converts grayscale
+        return EfficientNetLite(variant, pretrained, pooling)
+
+    return build
 
 
-# The backbones by name (``--backbone`` choices); docs/extending.md adds one.
+# The backbones by name (``--backbone`` choices); docs/extending.md adds one. The built-in
+# ones take ``pooling="avg" | "gem"`` (``EmbedderConfig.backbone_options``, ``--pooling``).
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 BACKBONES.register("small-cnn", BackboneSpec(_small_cnn))
 BACKBONES.register("efficientnet-lite0",
-                   BackboneSpec(_efficientnet_lite0, EfficientNetLite0.NORMALIZATION))
+                   BackboneSpec(_efficientnet_lite(0), EfficientNetLite.NORMALIZATION))
+BACKBONES.register("efficientnet-lite1",
+                   BackboneSpec(_efficientnet_lite(1), EfficientNetLite.NORMALIZATION))
+BACKBONES.register("efficientnet-lite2",
+                   BackboneSpec(_efficientnet_lite(2), EfficientNetLite.NORMALIZATION))
 
 
 def pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -102,14 +111,15 @@ def create_backbone(name: str | nn.Module, *, in_channels: int | None = None,
     """Build a backbone by name, or adapt a user's module, so callers never branch on type.
 
     Args:
-        name: a name registered in ``BACKBONES`` (``"small-cnn"``, ``"efficientnet-lite0"``),
-            or an ``nn.Module``. A module with a
+        name: a name registered in ``BACKBONES`` (``"small-cnn"``, ``"efficientnet-lite0"``,
+            ``-lite1``, ``-lite2``), or an ``nn.Module``. A module with a
             ``feature_dim`` attribute is used as is; any other is wrapped in ModuleBackbone.
         in_channels: channels of the data (default: the backbone's own, 1 for small-cnn).
             A backbone with a fixed input (EfficientNet: 3) ignores it; the Embedder converts.
         pretrained: load pretrained weights where the backbone has any (small-cnn has none).
         input_size: image side; used to discover the output size of a user's module.
-        options: backbone options such as ``widths`` for small-cnn (None values dropped).
+        options: backbone options such as ``widths`` for small-cnn, or ``pooling="gem"``
+            for any built-in backbone (None values dropped).
     """
     options = {key: value for key, value in options.items() if value is not None}
     if isinstance(name, nn.Module):

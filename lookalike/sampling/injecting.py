@@ -24,8 +24,11 @@ class HardExamplePools(Protocol):
     """Per anchor, dataset indices of its hard positives and negatives (-1 padded), as
     :class:`lookalike.mining.pools.Pools` holds them."""
 
-    positive_index: np.ndarray
-    negative_index: np.ndarray
+    @property
+    def positive_index(self) -> np.ndarray: ...
+
+    @property
+    def negative_index(self) -> np.ndarray: ...
 
 
 def draw_from_pools(pools: np.ndarray, generator: torch.Generator) -> np.ndarray:
@@ -46,6 +49,23 @@ def draw_from_pools(pools: np.ndarray, generator: torch.Generator) -> np.ndarray
     column = np.argmax(valid & (rank == slot[:, None]), axis=1)
     picked = pools[np.arange(len(pools)), column]
     return np.where(counts > 0, picked, -1)
+
+
+def anchors_per_class(items_per_class: int, inject_negatives: bool, small_classes: bool) -> int:
+    """Anchors per class that share K slots with their injected positive (and negative):
+    ``K // (2 + inject_negatives)``, but at least 2 when classes are small.
+
+    With small classes one anchor per class would leave each class a single positive pair
+    and no anchor to be the other's positive (K = 4 gives 4 // 3 = 1). Two anchors keep
+    that, at the cost of a batch above P x K: up to ``P x 2 x (2 + inject_negatives)``
+    items (6 P instead of 4 P for K = 4), fewer where injected items repeat anchors.
+
+    Args:
+        small_classes: a P x K draw takes half of a typical class or more
+            (``BatchShape.small_classes``).
+    """
+    shared = items_per_class // (2 + inject_negatives)
+    return max(2, shared) if small_classes else shared
 
 
 class HardPositiveBatchSampler(PKSampler):

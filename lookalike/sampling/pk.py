@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from lookalike.errors import ConfigError, DataError
+from lookalike.sampling.batch_shape import batches_to_cover
 
 
 class ShuffledQueue:
@@ -79,7 +80,9 @@ class PKSampler:
         labels: (N,) class label of every dataset item (ints or strings).
         classes_per_batch: P >= 2.  items_per_class: K >= 1 (K >= 2 for positives).
         seed: base seed; epoch e draws from ``seed + e``.
-        batches_per_epoch: default N // (P * K) over the drawable items (at least 1).
+        batches_per_epoch: default enough to draw every class and, in expectation, every
+            drawable item (``batch_shape.batches_to_cover``; N // (P * K) when every class
+            has K or more).
     """
 
     def __init__(
@@ -112,11 +115,10 @@ class PKSampler:
         if classes_per_batch > len(self.classes):
             raise ConfigError(f"classes_per_batch={classes_per_batch} but only "
                               f"{len(self.classes)} classes have 2+ items; use a smaller P")
-        drawable = int(counts[counts > 1].sum())
-        per_batch = classes_per_batch * items_per_class
         if batches_per_epoch is not None and batches_per_epoch < 1:
             raise ConfigError(f"batches_per_epoch must be >= 1, got {batches_per_epoch}")
-        self.batches_per_epoch = batches_per_epoch or max(1, drawable // per_batch)
+        self.batches_per_epoch = batches_per_epoch or batches_to_cover(
+            counts[counts > 1], classes_per_batch, items_per_class)
         self.classes_per_batch, self.items_per_class = classes_per_batch, items_per_class
         self.seed, self.epoch = seed, 0
 

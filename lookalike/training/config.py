@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lookalike.distances import METRICS
+from lookalike.distances import DISTANCES
 from lookalike.errors import ConfigError
 
 SPLITS = ("items", "classes")
 LR_SCHEDULES = ("cosine", "none")
+HYBRID_BATCHES = ("items", "classes")
 # What --resume may change: how long the run goes on and the machine it runs on. Anything
 # else would make the resumed run a different run from the one its folder describes.
 RESUMABLE = ("epochs", "threads", "workers", "device")
@@ -76,8 +77,13 @@ class DataOptions:
     skip_bad: bool = False
     workers: int = 0  # processes decoding image files (0: in the main process)
     cache_images: bool = False  # decode and resize image files once, keep them as arrays
-    crop_padding: int = 2
-    flip: bool = True
+    # --augment: digits (pad-and-crop shift + flip), photo (random resized crop + colour
+    # jitter + flip), none, or auto: photo for pretrained backbones, digits otherwise
+    augment: str = "auto"
+    crop_padding: int = 2  # digits: largest random shift in pixels
+    flip: bool = True  # digits and photo: random mirror images
+    crop_scale: float = 0.35  # photo: smallest area share of the random resized crop
+    color_jitter: float = 0.3  # photo: brightness/contrast/saturation factors in [1-j, 1+j]
 
     def validate(self) -> None:
         if self.split not in SPLITS:
@@ -89,6 +95,15 @@ class DataOptions:
         check_number("val_limit", self.val_limit, 1, optional=True)
         check_number("workers", self.workers, 0, 256)
         check_number("crop_padding", self.crop_padding, 0, 1024)
+        from lookalike.data.augment import AUGMENTATIONS
+
+        if self.augment != "auto" and self.augment not in AUGMENTATIONS:
+            raise ConfigError(f"unknown --augment {self.augment!r}; choose one of auto, "
+                              f"{', '.join(AUGMENTATIONS.names())}")
+        check_number("crop_scale", self.crop_scale, 0.0, 1.0, low_open=True)
+        check_number("color_jitter", self.color_jitter, 0.0, 1.0)
+        if self.color_jitter == 1.0:
+            raise ConfigError("--color-jitter must be below 1: a factor of 0 blanks the image")
 
 
 @dataclass
@@ -101,12 +116,28 @@ class ModelOptions:
     pretrained: bool = True  # ImageNet weights for backbones that have them
     freeze_backbone_epochs: int = 0  # train only the head for this many first epochs
     backbone_lr_scale: float = 1.0  # backbone learning rate = lr * this (e.g. 0.1 pretrained)
+    pooling: str = "avg"  # the backbone's global pooling: avg or gem (learnable exponent)
+    train_blocks: int | None = None  # train only the backbone's last N blocks (None: all)
+    # train on the frozen part's outputs, computed once per view (training/feature_cache.py)
+    feature_cache: bool = False
+    cached_views: int = 4  # views cached per training image (view 0: the image unaugmented)
+    feature_cache_dtype: str = "float16"  # or float32
 
     def validate(self) -> None:
         check_number("embedding_dim", self.embedding_dim, 1, 65536)
         check_number("input_size", self.input_size, 8, 4096)
         check_number("freeze_backbone_epochs", self.freeze_backbone_epochs, 0)
         check_number("backbone_lr_scale", self.backbone_lr_scale, 0.0)
+        check_number("train_blocks", self.train_blocks, 0, 10_000, optional=True)
+        check_number("cached_views", self.cached_views, 1, 1024)
+        if self.feature_cache_dtype not in ("float16", "float32"):
+            raise ConfigError(f"--feature-cache-dtype must be float16 or float32, got "
+                              f"{self.feature_cache_dtype!r}")
+        from lookalike.models.gem import POOLINGS
+
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"unknown --pooling {self.pooling!r}; choose one of "
+                              f"{', '.join(POOLINGS)}")
 
 
 @dataclass
@@ -120,12 +151,11 @@ class ObjectiveOptions:
     distance: str = "euclidean"
     pair_ratio: str = "1:3"  # contrastive: positive to negative pairs per batch
     contrastive_margin: float = 0.5  # negatives are pushed beyond this distance
-    classes_per_batch: int = 8  # P (offline: P * K // 3 triplets per batch)
-    items_per_class: int = 16  # K
-
-    @property
-    def batch_size(self) -> int:
-        return self.classes_per_batch * self.items_per_class
+    # P and K; None: fitted to the training labels when the plan is built (K = the median
+    # class size in [2, 16], P = 128 // K; 8 x 16 on Fashion-MNIST; sampling/batch_shape.py).
+    # Offline trains on P * K // 3 triplets per batch.
+    classes_per_batch: int | None = None
+    items_per_class: int | None = None
 
     def validate(self) -> None:
         from lookalike.losses.registry import LOSSES
@@ -135,14 +165,14 @@ class ObjectiveOptions:
         if self.mining not in mining_choices():
             raise ConfigError(f"unknown --mining {self.mining!r}; choose one of "
                               f"{', '.join(mining_choices())}")
-        if self.distance not in METRICS:
+        if self.distance not in DISTANCES:
             raise ConfigError(f"unknown --distance {self.distance!r}; choose one of "
-                              f"{', '.join(METRICS)}")
+                              f"{', '.join(DISTANCES.names())}")
         check_number("margin", self.margin, 0.0)
         check_number("contrastive_margin", self.contrastive_margin, 0.0, low_open=True)
         parse_pair_ratio(self.pair_ratio)
-        check_number("classes_per_batch", self.classes_per_batch, 2, 1_000_000)
-        check_number("items_per_class", self.items_per_class, 2, 1_000_000)
+        check_number("classes_per_batch", self.classes_per_batch, 2, 1_000_000, optional=True)
+        check_number("items_per_class", self.items_per_class, 2, 1_000_000, optional=True)
 
 
 @dataclass
@@ -154,6 +184,9 @@ class PoolOptions:
     mining once."""
 
     hybrid_selection: str = "semi-hard"  # in-batch selection over the injected batches
+    # "items": P x K anchors plus their injected pooled items; "classes": a seed class and
+    # its nearest classes by the pools, K items each (docs/design.md 2.4)
+    hybrid_batches: str = "items"
     hard_positives: int = 5  # kept per anchor
     hard_negatives: int = 5
     skip_hardest: int = 0  # skip this many of the very hardest (label noise, duplicates)
@@ -174,6 +207,9 @@ class PoolOptions:
                 choices = ", ".join(online_selections())
                 raise ConfigError(f"{flag(option)} must be one of {choices}, got "
                                   f"{getattr(self, option)!r}")
+        if self.hybrid_batches not in HYBRID_BATCHES:
+            raise ConfigError(f"unknown --hybrid-batches {self.hybrid_batches!r}; choose one "
+                              f"of {', '.join(HYBRID_BATCHES)}")
         check_number("hard_positives", self.hard_positives, 1, 10_000)
         check_number("hard_negatives", self.hard_negatives, 1, 10_000)
         check_number("skip_hardest", self.skip_hardest, 0, 10_000)
@@ -272,8 +308,14 @@ class TrainConfig:
         if objective.loss != "triplet" and objective.mining in ("hybrid", "offline-hard"):
             raise ConfigError(f"--mining {objective.mining} mines triplet pools and cannot feed "
                               f"--loss {objective.loss}; use --loss triplet or an online --mining")
+        model = self.model
+        if model.feature_cache and model.train_blocks is None \
+                and model.freeze_backbone_epochs < self.optim.epochs:
+            raise ConfigError("--feature-cache needs a part of the backbone frozen for the whole "
+                              "run: --train-blocks N, or --freeze-backbone-epochs >= --epochs")
         needed = 2 + self.pools.inject_negatives
-        if objective.mining == "hybrid" and objective.items_per_class < needed:
+        if objective.mining == "hybrid" and self.pools.hybrid_batches == "items" \
+                and objective.items_per_class is not None and objective.items_per_class < needed:
             raise ConfigError(f"--mining hybrid needs --items-per-class >= {needed}: each "
                               "anchor's slot is shared with its injected positive (and negative)")
         return self
@@ -293,6 +335,8 @@ class TrainConfig:
         else:  # before the parts: one flat dict whose 'data' was the source
             flat = {("source" if k == "data" else k): v for k, v in values.items()
                     if not (k == "extra" and not v)}
+        # runs saved before --augment trained with the pad-and-crop shift: resume them so
+        flat.setdefault("augment", "digits")
         return cls.from_options(**flat).validate()
 
 

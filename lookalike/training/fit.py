@@ -71,6 +71,9 @@ class TrainingState:
     record: dict[str, Any] = field(default_factory=dict)
     # the position of the last committed save, as "epoch E" or "epoch E, batch B" (None: none)
     committed: str | None = None
+    # what the step trains on the loaded batches instead of ``model`` (None: ``model``): the
+    # feature cache's tail, which shares its parameters (training/feature_cache.py)
+    step_model: nn.Module | None = None
 
 
 class Callback:
@@ -107,8 +110,9 @@ def train_step(state: TrainingState, loss_fn: nn.Module, images: torch.Tensor,
     """Augment, embed, loss, backward and step on one batch."""
     images = state.augment(images, state.generator).to(state.device, non_blocking=True)
     labels = labels.to(state.device)
+    model = state.model if state.step_model is None else state.step_model
     with autocast_context(state.device, state.amp):
-        embeddings = state.model(images)  # (B, D)
+        embeddings = model(images)  # (B, D)
     output: LossOutput = loss_fn(embeddings.float(), labels)
     state.optimizer.zero_grad(set_to_none=True)
     if state.scaler is not None and state.scaler.is_enabled():

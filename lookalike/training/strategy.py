@@ -8,9 +8,11 @@ fixed list of random (anchor, positive, negative) triplets once, before training
 pooled strategies (docs/design.md 2.1) have a warm-up phase of online mining, then a phase
 whose sampler takes each anchor's mined hard positives and negatives through
 ``set_pools``, which the pool-refresh callback calls: hybrid injects them into P x K
-batches, offline-hard turns them into a fixed triplet list. With ``--loss contrastive``
+batches (or, with ``--hybrid-batches classes``, builds batches of neighbouring classes),
+offline-hard turns them into a fixed triplet list. With ``--loss contrastive``
 (docs/design.md 2.2) the loss trains on pairs chosen inside P x K batches, whatever the
-online ``--mining``. Every epoch has the same number of batches, so strategies compare at
+online ``--mining``. P, K and the epoch length not given are fitted to the training labels
+(:class:`BatchShape`); every epoch has the same number of batches, so strategies compare at
 equal cost.
 """
 
@@ -31,7 +33,9 @@ from lookalike.mining.online import online_selections
 from lookalike.mining.pools import Pools
 from lookalike.registry import Registry
 from lookalike.sampling import PKSampler
-from lookalike.sampling.injecting import HardPositiveBatchSampler
+from lookalike.sampling.batch_shape import BatchShape, resolve_batch_shape
+from lookalike.sampling.class_neighbours import ClassNeighbourBatchSampler
+from lookalike.sampling.injecting import HardPositiveBatchSampler, anchors_per_class
 from lookalike.sampling.pool_triplets import PoolTripletSampler
 
 if TYPE_CHECKING:
@@ -81,6 +85,7 @@ class TrainingPlan:
     """The phases of a run, in epoch order (one phase for most strategies)."""
 
     phases: tuple[Phase, ...]
+    shape: BatchShape | None = None  # what the batches look like and why (for the log)
 
     def phase_for(self, epoch: int) -> Phase:
         return [phase for phase in self.phases if phase.first_epoch <= epoch][-1]
@@ -114,49 +119,62 @@ def loss_settings(config: TrainConfig, selection: str,
                         contrastive_margin=objective.contrastive_margin, generator=generator)
 
 
-def pk_strategy(config: TrainConfig, labels: np.ndarray, selection: str,
-                batches_per_epoch: int, generator: torch.Generator | None = None) -> Strategy:
+def pk_strategy(config: TrainConfig, labels: np.ndarray, selection: str, shape: BatchShape,
+                generator: torch.Generator | None = None) -> Strategy:
     """P x K batches, the loss choosing inside each (triplets, or pairs for contrastive)."""
-    objective = config.objective
-    sampler = PKSampler(labels, objective.classes_per_batch, objective.items_per_class,
-                        seed=config.machine.seed, batches_per_epoch=batches_per_epoch)
-    loss = create_loss(objective.loss, loss_settings(config, selection, generator))
-    return Strategy(loss, sampler, min(batches_per_epoch, len(sampler)))
+    batches = shape.batches_per_epoch
+    sampler = PKSampler(labels, shape.classes_per_batch, shape.items_per_class,
+                        seed=config.machine.seed, batches_per_epoch=batches)
+    loss = create_loss(config.objective.loss, loss_settings(config, selection, generator))
+    return Strategy(loss, sampler, min(batches, len(sampler)))
 
 
-def offline_plan(config: TrainConfig, labels: np.ndarray, batches_per_epoch: int) -> TrainingPlan:
+def offline_plan(config: TrainConfig, labels: np.ndarray, shape: BatchShape) -> TrainingPlan:
     """A fixed list of random triplets, drawn once with the run's seed."""
     seed = config.machine.seed
     triplets = random_triplets(labels, per_anchor=1, seed=seed)
-    sampler = OfflineTripletSampler(triplets, max(1, config.objective.batch_size // 3), seed=seed)
+    sampler = OfflineTripletSampler(triplets, max(1, shape.batch_size // 3), seed=seed)
     loss = create_loss("triplet", loss_settings(config, "offline"))
-    return TrainingPlan((Phase(0, Strategy(loss, sampler, min(batches_per_epoch, len(sampler)))),))
+    strategy = Strategy(loss, sampler, min(shape.batches_per_epoch, len(sampler)))
+    return TrainingPlan((Phase(0, strategy),), shape)
 
 
-def pooled_plan(config: TrainConfig, labels: np.ndarray, batches_per_epoch: int) -> TrainingPlan:
+def hybrid_sampler(config: TrainConfig, labels: np.ndarray, shape: BatchShape) -> PooledSampler:
+    """The ``--hybrid-batches`` sampler: P x K anchors with their pooled items injected
+    ("items"), or a seed class and its nearest classes by the pools ("classes")."""
+    pools, seed, batches = config.pools, config.machine.seed, shape.batches_per_epoch
+    if pools.hybrid_batches == "classes":
+        return ClassNeighbourBatchSampler(labels, shape.classes_per_batch,
+                                          shape.items_per_class, seed=seed,
+                                          batches_per_epoch=batches)
+    anchors = anchors_per_class(shape.items_per_class, pools.inject_negatives,
+                                shape.small_classes)
+    return HardPositiveBatchSampler(labels, None, shape.classes_per_batch, anchors,
+                                    inject_negatives=pools.inject_negatives, seed=seed,
+                                    batches_per_epoch=batches)
+
+
+def pooled_plan(config: TrainConfig, labels: np.ndarray, shape: BatchShape) -> TrainingPlan:
     """Online warm-up, then batches from pools that the pool-refresh callback provides."""
     objective, pools, seed = config.objective, config.pools, config.machine.seed
+    batches_per_epoch = shape.batches_per_epoch
     sampler: PooledSampler
     if objective.mining == "offline-hard":
-        sampler = PoolTripletSampler(max(1, objective.batch_size // 3), seed=seed)
+        sampler = PoolTripletSampler(max(1, shape.batch_size // 3), seed=seed)
         selection = "offline"
     else:
-        anchors_per_class = objective.items_per_class // (2 + pools.inject_negatives)
-        sampler = HardPositiveBatchSampler(
-            labels, None, objective.classes_per_batch, anchors_per_class,
-            inject_negatives=pools.inject_negatives, seed=seed,
-            batches_per_epoch=batches_per_epoch)
+        sampler = hybrid_sampler(config, labels, shape)
         selection = pools.hybrid_selection
     loss = create_loss("triplet", loss_settings(config, selection))
     pooled = Phase(pools.warmup_epochs, Strategy(loss, sampler, batches_per_epoch))
     if pools.warmup_epochs == 0:
-        return TrainingPlan((pooled,))
-    warmup = pk_strategy(config, labels, pools.warmup_selection, batches_per_epoch)
+        return TrainingPlan((pooled,), shape)
+    warmup = pk_strategy(config, labels, pools.warmup_selection, shape)
     warmup = Strategy(warmup.loss, warmup.sampler, batches_per_epoch)
-    return TrainingPlan((Phase(0, warmup), pooled))
+    return TrainingPlan((Phase(0, warmup), pooled), shape)
 
 
-PlanBuilder = Callable[["TrainConfig", np.ndarray, int], TrainingPlan]
+PlanBuilder = Callable[["TrainConfig", np.ndarray, BatchShape], TrainingPlan]
 
 # --mining: the strategies beyond plain in-batch selection. Every registered in-batch
 # selection (lookalike.mining.online.SELECTORS, plus batch-all) is an online strategy too.
@@ -171,16 +189,23 @@ def mining_choices() -> tuple[str, ...]:
     return (*online_selections(), *STRATEGIES.names())
 
 
+def batch_shape(config: TrainConfig, labels: np.ndarray) -> BatchShape:
+    """P, K and the epoch length of a run over items with ``labels``: the explicit -P, -K
+    and --batches-per-epoch, the rest fitted to the labels (sampling/batch_shape.py)."""
+    objective = config.objective
+    return resolve_batch_shape(labels, objective.classes_per_batch, objective.items_per_class,
+                               config.optim.batches_per_epoch)
+
+
 def build_plan(config: TrainConfig, labels: np.ndarray,
                generator: torch.Generator | None = None) -> TrainingPlan:
     """The phases of training that ``config.objective`` names, over items with ``labels``;
     ``generator`` is the run's stream for the loss's random choices (saved with the run)."""
     objective = config.objective
-    batches_per_epoch = config.optim.batches_per_epoch or max(1, len(labels)
-                                                              // objective.batch_size)
+    shape = batch_shape(config, labels)
     if objective.loss == "triplet" and objective.mining in STRATEGIES:
-        return STRATEGIES.get(objective.mining)(config, labels, batches_per_epoch)
+        return STRATEGIES.get(objective.mining)(config, labels, shape)
     # an online selection; other losses (contrastive) choose their pairs in P x K batches
     selection = objective.mining if objective.mining in online_selections() else "semi-hard"
-    strategy = pk_strategy(config, labels, selection, batches_per_epoch, generator)
-    return TrainingPlan((Phase(0, strategy),))
+    strategy = pk_strategy(config, labels, selection, shape, generator)
+    return TrainingPlan((Phase(0, strategy),), shape)

@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
-from lookalike.data import Augment, ImageDataset
-from lookalike.data.pipeline import cache_resized
+from lookalike.data import ImageDataset
+from lookalike.data.pipeline import cache_resized, default_cache_dir
 from lookalike.errors import ConfigError, TrainingInterrupted
 from lookalike.models import EmbedderConfig, build_embedder, pretrained_normalization
 from lookalike.models.checkpoint import load_checkpoint
 from lookalike.models.state import load_training_state
+from lookalike.training.augment import build_augment
 from lookalike.training.batches import batch_loader
 from lookalike.training.callbacks import (
     BackboneFreezing,
@@ -35,6 +36,7 @@ from lookalike.training.callbacks import (
     Validation,
 )
 from lookalike.training.callbacks.checkpointing import position
+from lookalike.training.callbacks.feature_caching import FeatureCaching
 from lookalike.training.config import TrainConfig, resume_changes
 from lookalike.training.data import TrainingData, channel_statistics, prepare_training_data
 from lookalike.training.fit import Callback, TrainingState, fit
@@ -76,7 +78,10 @@ def embedder_config(config: TrainConfig, data: TrainingData) -> EmbedderConfig:
     mean, std = normalization or channel_statistics(data.train)
     return EmbedderConfig(backbone=model.backbone, embedding_dim=model.embedding_dim,
                           input_size=model.input_size, in_channels=data.channels,
-                          mean=mean, std=std, distance=config.objective.distance)
+                          mean=mean, std=std, distance=config.objective.distance,
+                          # only when set, so the fingerprints of avg-pooled models stay
+                          backbone_options={"pooling": model.pooling} if model.pooling != "avg"
+                          else {})
 
 
 def open_data(config: TrainConfig, show_progress: bool,
@@ -105,6 +110,15 @@ def callbacks_for(config: TrainConfig, run: RunDirectory, data: TrainingData,
     callbacks: list[Callback] = []
     if config.model.freeze_backbone_epochs:
         callbacks.append(BackboneFreezing(config.model.freeze_backbone_epochs))
+    if config.model.feature_cache:  # after the freezing, before anything that trains
+        # the tail starts after what stays frozen all run: the backbone, or its prefix
+        frozen_all_run = config.model.freeze_backbone_epochs >= config.optim.epochs
+        callbacks.append(FeatureCaching(
+            data.train, 0 if frozen_all_run else config.model.train_blocks or 0,
+            config.model.cached_views, config.model.feature_cache_dtype,
+            workers=config.data.workers,
+            folder=default_cache_dir() if config.data.cache_images else None,
+            show_progress=show_progress and main, log=log if main else lambda _: None))
     if objective.loss == "triplet" and objective.mining in ("hybrid", "offline-hard"):
         callbacks.append(PoolRefresh(data.train, pools, objective.distance,
                                      one_shot=objective.mining == "offline-hard",
@@ -155,13 +169,17 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
         model = build_embedder(embedder_config(config, data), pretrained=config.model.pretrained,
                                backbone=backbone, seed=machine.seed)
     model = model.to(device)
+    if config.model.train_blocks is not None:
+        model.set_train_blocks(config.model.train_blocks)
     pair_generator = torch.Generator().manual_seed(machine.seed + 1)
     plan = build_plan(config, data.train.collection.labels, pair_generator)
+    if plan.shape is not None and is_main_process():
+        log(plan.shape.describe())  # P, K and the epoch length fitted to the labels, and why
     optimizer = build_optimizer(model, config)
     state = TrainingState(
         model=model, optimizer=optimizer, plan=plan,
         load_batches=batch_loader(data.train, config.data.workers),
-        augment=Augment(crop_padding=config.data.crop_padding, flip=config.data.flip),
+        augment=build_augment(config),
         generator=torch.Generator().manual_seed(machine.seed), pair_generator=pair_generator,
         device=device,
         epochs=config.optim.epochs, seed=machine.seed,

@@ -47,7 +47,8 @@ def test_small_cnn_rejects_bad_sizes() -> None:
 
 
 def test_registry_names_and_errors() -> None:
-    assert list_backbones() == ["efficientnet-lite0", "small-cnn"]
+    assert list_backbones() == ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
+                                "small-cnn"]
     backbone = create_backbone("small-cnn", in_channels=3, widths=[4, 6])
     assert isinstance(backbone, SmallCNN) and backbone.feature_dim == 6
     assert backbone.in_channels == 3

@@ -1,0 +1,161 @@
+"""Several processes, one run (``torchrun``): the process group, the global batch split
+across ranks, embeddings gathered with their gradients, batch norm over the global batch.
+
+Why each piece is needed for "the same answer as one process":
+
+- The in-batch selection (batch-hard, semi-hard, batch-all, hybrid, contrastive pairs) must
+  see the whole global P x K batch, so every rank gathers all embeddings with
+  ``torch.distributed.nn.functional.all_gather``, whose backward sums the gradient of each
+  slice over the ranks. Every rank computes the same loss on the global batch; the gather's
+  backward gives each rank W times its slice's gradient, and DDP's average over W ranks
+  turns that back into exactly the single-process gradient.
+- Batch norm normalises with the statistics of the batch it sees; a rank sees only its
+  slice. :class:`GlobalBatchNorm` all-reduces the sums (with gradients), so statistics and
+  running averages are those of the global batch. (torch's SyncBatchNorm refuses CPU
+  tensors, and the tests run on CPU with gloo.)
+- Shards are contiguous slices in rank order, so gathering them restores the batch order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """This process's place in the run: rank of world_size, over backend (none: alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    backend: str = "none"
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def join_from_env(device: torch.device) -> ProcessGroup:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK,
+    MASTER_ADDR, ...): NCCL for CUDA, gloo on the CPU. A plain run stays alone."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return ProcessGroup()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return ProcessGroup(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                        backend=str(dist.get_backend()),
+                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def current_group() -> ProcessGroup:
+    """The group this process has joined (alone when none was initialised)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return ProcessGroup()
+    return ProcessGroup(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                        backend=str(dist.get_backend()),
+                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shard_bounds(items: int, rank: int, world_size: int) -> tuple[int, int]:
+    """[start, stop) of rank's contiguous share of ``items``; shares differ by at most 1."""
+    base, extra = divmod(items, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
+def gather_with_grad(local: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``local`` rows, concatenated in rank order; gradients flow back to each
+    rank's own rows. Ranks may hold different numbers of rows (padded for the transfer)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return local
+    counts = gather_counts(len(local), local.device)
+    longest = max(counts)
+    padded = F.pad(local, (0,) * (2 * (local.dim() - 1)) + (0, longest - len(local)))
+    parts = dist_fn.all_gather(padded)
+    return torch.cat([part[:count] for part, count in zip(parts, counts, strict=True)])
+
+
+def gather_counts(count: int, device: torch.device) -> list[int]:
+    """Every rank's ``count``, in rank order."""
+    mine = torch.tensor([count], device=device)
+    everyone = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(everyone, mine)
+    return [int(c) for c in everyone]
+
+
+def gather(local: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows in rank order, without gradients (labels, indices, embeddings for
+    evaluation)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return local
+    with torch.no_grad():
+        return gather_with_grad(local.detach())
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics are those of the global batch across ranks.
+
+    Same parameters and buffers as ``nn.BatchNorm1d/2d`` (a checkpoint does not change);
+    in eval mode, or alone, it is plain batch norm.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            plain: torch.Tensor = super().forward(x)
+            return plain
+        dims = [0, *range(2, x.dim())]  # every axis but the channels
+        count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device, dtype=x.dtype)
+        sums = torch.cat([x.sum(dims), x.pow(2).sum(dims), count.reshape(1)])  # (2C + 1,)
+        sums = dist_fn.all_reduce(sums)
+        channels = x.shape[1]
+        total = sums[-1]
+        mean = sums[:channels] / total
+        var = (sums[channels:2 * channels] / total - mean.pow(2)).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None \
+                and self.running_var is not None and self.num_batches_tracked is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                            else self.momentum)
+                unbiased = var * total / (total - 1).clamp_min(1.0)
+                self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+                self.running_var.mul_(1 - momentum).add_(unbiased.detach(), alpha=momentum)
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        if self.affine and self.weight is not None and self.bias is not None:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+class GlobalBatchNorm1d(GlobalBatchNorm, nn.BatchNorm1d):
+    """BatchNorm1d over the global batch."""
+
+
+class GlobalBatchNorm2d(GlobalBatchNorm, nn.BatchNorm2d):
+    """BatchNorm2d over the global batch."""
+
+
+def globalise_batchnorm(module: nn.Module) -> nn.Module:
+    """Turn every BatchNorm1d/2d inside ``module`` into its global twin, in place: the same
+    parameters, buffers and state-dict keys, so checkpoints load as plain batch norm."""
+    for child in module.modules():
+        if isinstance(child, GlobalBatchNorm):
+            continue
+        if type(child) is nn.BatchNorm2d:
+            child.__class__ = GlobalBatchNorm2d
+        elif type(child) is nn.BatchNorm1d:
+            child.__class__ = GlobalBatchNorm1d
+    return module
