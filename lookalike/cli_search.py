@@ -31,12 +31,25 @@ EXAMPLES = {
   lookalike serve --index indexes/fm-test              # then open http://127.0.0.1:8000/
   lookalike serve --index indexes/photos --port 9000 --max-upload-mb 20
   lookalike serve --index indexes/photos --host 0.0.0.0  # opt-in: other machines can reach it
+  lookalike serve --index indexes/fm-test --workers 2 --max-batch 64 --batch-wait-ms 5
+  lookalike serve --index indexes/fm-test --no-batching --runtime torch  # one at a time
 
 API: POST /api/search (multipart image, k), GET /api/items?random=N, GET /api/items/{id},
-GET /api/items/{id}/image, GET /api/items/{id}/similar?k=, GET /api/health; docs at /docs.
+GET /api/items/{id}/image, GET /api/items/{id}/similar?k=, GET /api/health (queue, batch
+sizes, latency percentiles), GET /metrics (Prometheus); docs at /docs.
 The server follows its index: `lookalike index add` / `remove` run meanwhile show in its
 next answer.""",
+    "export": """examples:
+  lookalike export --checkpoint runs/demo/train/best --onnx model.onnx
+  lookalike export --index indexes/fm-test     # writes indexes/fm-test/model/model.onnx
+
+The ONNX model takes (B, C, S, S) images in [0, 1] at the model's input size (the batch
+axis is dynamic) and includes the model's own preprocessing (channel conversion and
+normalisation); it is checked against PyTorch (embeddings within 1e-5) before it is
+written. `lookalike serve` uses an index's model.onnx when ONNX Runtime is faster.""",
 }
+RUNTIME_HELP = ("what embeds: auto (default: ONNX Runtime where it is installed and faster, "
+                "timed per batch size at start-up), torch or onnx")
 
 THRESHOLD_HELP = ("with --duplicates: the largest distance between duplicates, a finite "
                   "number >= 0 in the index's distance (the model's; `lookalike index info` "
@@ -101,7 +114,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     spec = IndexSpec(args.kind, **_option_values(args))
     with Index.build(args.checkpoint, _data_source(args), args.out, split=args.split,
                      spec=spec, skip_bad=args.skip_bad, batch_size=args.batch_size,
-                     device=args.device, overwrite=args.overwrite,
+                     device=args.device, overwrite=args.overwrite, runtime=args.runtime,
                      progress=not args.quiet) as index:
         print(f"indexed {len(index)} items ({index.kind}, {index.distance} distance, model "
               f"{index.fingerprint}) in {args.out}")
@@ -227,13 +240,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lookalike.service.settings import MB, ServiceSettings
 
     settings = ServiceSettings(max_upload_bytes=math.ceil(args.max_upload_mb * MB),
-                               max_pixels=args.max_pixels)
-    serve(args.index, host=args.host, port=args.port, settings=settings, device=args.device)
+                               max_pixels=args.max_pixels, batching=not args.no_batching,
+                               max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+                               max_queue=args.max_queue)
+    serve(args.index, host=args.host, port=args.port, settings=settings, device=args.device,
+          runtime=args.runtime, workers=args.workers)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lookalike.export import export_onnx
+    from lookalike.models import load_checkpoint
+
+    if (args.checkpoint is None) == (args.index is None):
+        raise ConfigError("give --checkpoint CKPT --onnx FILE, or --index INDEX (its own "
+                          "model, written into INDEX/model/)")
+    if args.checkpoint is not None:
+        if args.onnx is None:
+            raise ConfigError("--checkpoint needs --onnx FILE: where to write the ONNX model")
+        model, _ = load_checkpoint(args.checkpoint)
+        source, out = str(args.checkpoint), Path(args.onnx)
+    else:
+        from lookalike.search import Index
+
+        with Index.open(args.index) as index:
+            model = index.model
+            out = Path(args.onnx) if args.onnx is not None else index.onnx_path
+        source = f"the model of {args.index}"
+    if out.is_dir() or (out.parent.exists() and not out.parent.is_dir()):
+        raise ConfigError(f"{out}: not a file path (is it a folder, or inside a file?)")
+    difference = export_onnx(model, out, name=source)
+    checked = ("unchecked: onnxruntime is not installed" if difference is None else
+               f"ONNX Runtime matches PyTorch, largest difference {difference:.1g}")
+    size = out.stat().st_size
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+    print(f"wrote {out} ({shown}; {checked})")
     return 0
 
 
 def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add ``index build|add|remove|info`` and ``search`` to the top-level parser."""
+    """Add ``index build|add|remove|info``, ``search``, ``serve`` and ``export`` to the
+    top-level parser."""
+    from lookalike.export.runtime import RUNTIMES
+    from lookalike.search.index import AUTO_ONNX_ITEMS
+
     index = command("index", "Build, grow, shrink or describe a search index.",
                     epilog=EXAMPLES["index"])
     actions = index.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -266,6 +316,9 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     build.add_argument("--out", required=True, help="index folder to create")
     build.add_argument("--overwrite", action="store_true",
                        help="replace an existing index folder (only once the new one is whole)")
+    build.add_argument("--runtime", choices=RUNTIMES, default="auto", help=RUNTIME_HELP +
+                       f"; auto keeps to torch below {AUTO_ONNX_ITEMS:,} items; an ONNX "
+                       "export made for the build is kept in the folder for the server")
     add_sources(build)
     add_index_spec_options(build)
     build.set_defaults(func=cmd_index_build)
@@ -308,7 +361,13 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     search.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     search.set_defaults(func=cmd_search)
 
-    from lookalike.service.settings import DEFAULT_HOST, DEFAULT_PORT, MB, ServiceSettings
+    from lookalike.service.settings import (
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+        MAX_BATCH_WAIT_MS,
+        MB,
+        ServiceSettings,
+    )
 
     defaults = ServiceSettings()
     serve = command("serve", "Serve a search page and JSON API over an index.",
@@ -325,4 +384,30 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     serve.add_argument("--max-pixels", type=integer(1), default=defaults.max_pixels,
                        help=f"largest accepted image in pixels (default {defaults.max_pixels:,})")
     serve.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    serve.add_argument("--runtime", choices=RUNTIMES, default="auto", help=RUNTIME_HELP)
+    serve.add_argument("--workers", type=integer(1, 64), default=1,
+                       help="worker processes, each with its own model, all reading the one "
+                       "index folder (default 1)")
+    load = serve.add_argument_group("under load")
+    load.add_argument("--max-batch", type=integer(1, 4096), default=defaults.max_batch,
+                      help=f"most queries embedded in one forward pass (default "
+                      f"{defaults.max_batch})")
+    load.add_argument("--batch-wait-ms", type=number(0, MAX_BATCH_WAIT_MS),
+                      default=defaults.batch_wait_ms,
+                      help=f"longest a query waits for others to join its batch, 0 to "
+                      f"{MAX_BATCH_WAIT_MS:g} (default {defaults.batch_wait_ms:g}; 0 batches "
+                      "only queries already waiting)")
+    load.add_argument("--no-batching", action="store_true",
+                      help="embed queries one at a time, each alone under the model's lock")
+    load.add_argument("--max-queue", type=integer(1), default=defaults.max_queue,
+                      help=f"most searches waiting for the model; more are answered 503 with "
+                      f"Retry-After (default {defaults.max_queue})")
     serve.set_defaults(func=cmd_serve)
+
+    export = command("export", "Export a checkpoint's or an index's model to ONNX.",
+                     epilog=EXAMPLES["export"])
+    export.add_argument("--checkpoint", help="a checkpoint (e.g. runs/x/best)")
+    export.add_argument("--index", help="an index folder: export its own model")
+    export.add_argument("--onnx", metavar="FILE", help="the ONNX file to write (with --index, "
+                        "default INDEX/model/model.onnx)")
+    export.set_defaults(func=cmd_export)

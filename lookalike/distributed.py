@@ -19,13 +19,20 @@ Why each piece is needed for "the same answer as one process":
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 from torch import nn
+
+# torch.distributed.nn.functional is the documented autograd-aware collective; 2.13 points
+# to a private successor (_functional_collectives) and warns on every call.
+warnings.filterwarnings("ignore", category=FutureWarning,
+                        message=r"torch\.distributed\.nn\.functional\.")
 
 
 @dataclass(frozen=True)
@@ -117,13 +124,15 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             plain: torch.Tensor = super().forward(x)
             return plain
         dims = [0, *range(2, x.dim())]  # every axis but the channels
-        count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device, dtype=x.dtype)
-        sums = torch.cat([x.sum(dims), x.pow(2).sum(dims), count.reshape(1)])  # (2C + 1,)
-        sums = dist_fn.all_reduce(sums)
-        channels = x.shape[1]
+        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+        count = torch.tensor([float(x.numel() // x.shape[1])], device=x.device, dtype=x.dtype)
+        # two passes, as batch norm itself computes them: the mean, then centred squares
+        sums = cast(torch.Tensor, dist_fn.all_reduce(torch.cat([x.sum(dims), count])))
         total = sums[-1]
-        mean = sums[:channels] / total
-        var = (sums[channels:2 * channels] / total - mean.pow(2)).clamp_min(0.0)
+        mean = sums[:-1] / total
+        centred = x - mean.view(shape)
+        squares = cast(torch.Tensor, dist_fn.all_reduce(centred.pow(2).sum(dims)))
+        var = squares / total
         if self.track_running_stats and self.running_mean is not None \
                 and self.running_var is not None and self.num_batches_tracked is not None:
             with torch.no_grad():
@@ -133,8 +142,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 unbiased = var * total / (total - 1).clamp_min(1.0)
                 self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
                 self.running_var.mul_(1 - momentum).add_(unbiased.detach(), alpha=momentum)
-        shape = [1, channels] + [1] * (x.dim() - 2)
-        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        y = centred / torch.sqrt(var.view(shape) + self.eps)
         if self.affine and self.weight is not None and self.bias is not None:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y

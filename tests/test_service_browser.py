@@ -107,6 +107,10 @@ def test_search_page_end_to_end(chromium: str, base_url: str, index: Index,
             for text in cards.locator(".distance").all_inner_texts():
                 assert "d = " in text
             expect(page.locator("#status")).not_to_have_class("error")
+            # the server's own time for it, and where it went
+            expect(page.locator("#status")).to_contain_text("searched in")
+            expect(page.locator("#status")).to_contain_text("embed")
+            expect(page.locator("#status")).to_contain_text("(torch")
 
             # "More like this": click the second card.
             second = cards.nth(1).get_attribute("data-id")

@@ -21,9 +21,10 @@ from lookalike.errors import ConfigError
 from lookalike.mining.analysis import analyze_pools
 from lookalike.mining.pool_search import mine_pools
 from lookalike.mining.pools import PoolConfig, Pools
-from lookalike.models import EmbedderConfig, build_embedder, embed
+from lookalike.models import EmbedderConfig, build_embedder
 from lookalike.models.checkpoint import load_checkpoint
 from lookalike.models.embedder import BatchDataset, Embedder
+from lookalike.models.sharded_embed import embed_everywhere
 
 PRETRAINED = ("efficientnet-lite0",)
 
@@ -68,7 +69,9 @@ def mine_with_model(model: nn.Module, dataset: BatchDataset, labels: np.ndarray,
                     progress: bool = True) -> MinedPools:
     """Embed every item of ``dataset`` with ``model`` and mine its pools."""
     started = time.perf_counter()
-    embeddings = embed(model, dataset, batch_size=512, device=device, progress=progress)
+    # every process of a multi-process run embeds its share; all then mine the same pools
+    embeddings = embed_everywhere(model, dataset, batch_size=512, device=device,
+                                  progress=progress)
     embedded = time.perf_counter()
     pools = mine_pools(embeddings, labels, config, progress=progress)
     return MinedPools(pools, embeddings, embedded - started, time.perf_counter() - embedded)

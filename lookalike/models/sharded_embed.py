@@ -1,8 +1,10 @@
 """Embed a dataset with every process of a run taking its share (docs: lookalike/distributed.py).
 
-Each rank embeds a contiguous slice of the items and the slices are gathered in rank
-order, so every rank ends with the same (N, D) array a single process computes (items are
-embedded independently, in eval mode). Alone, it is plain :func:`embed`.
+The items are cut into the batches one process would embed, and the batches are dealt
+round-robin to the ranks; the results are gathered and put back in order. Each batch is
+computed exactly as one process computes it (a convolution's result can change in the last
+bits with the batch it is in), so every rank ends with the bit-identical (N, D) array of a
+single process, and pools mined from it are the same. Alone, it is plain :func:`embed`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lookalike.distributed import current_group, gather, shard_bounds
+from lookalike.distributed import current_group, gather
 from lookalike.models.embedder import BatchDataset, embed
 
 
@@ -38,8 +40,27 @@ def embed_everywhere(model: nn.Module, dataset: BatchDataset, batch_size: int = 
     group = current_group()
     if not group.distributed:
         return embed(model, dataset, batch_size=batch_size, device=device, progress=progress)
-    start, stop = shard_bounds(len(dataset), group.rank, group.world_size)
-    mine = embed(model, Shard(dataset, start, stop), batch_size=batch_size, device=device,
-                 progress=progress and group.is_main)
-    everyone = gather(torch.from_numpy(mine).to(device))
-    return everyone.cpu().numpy()
+    starts = list(range(0, len(dataset), batch_size))
+    mine = [embed(model, Shard(dataset, start, min(start + batch_size, len(dataset))),
+                  batch_size=batch_size, device=device, progress=False)
+            for start in starts[group.rank::group.world_size]]
+    dim = mine[0].shape[1] if mine else model_dim(model, dataset, device)
+    local = np.concatenate(mine) if mine else np.zeros((0, dim), dtype=np.float32)
+    everyone = gather(torch.from_numpy(local).to(device)).cpu().numpy()
+    # everyone holds rank 0's batches, then rank 1's, ...: deal them back into item order
+    out = np.empty((len(dataset), everyone.shape[1]), dtype=np.float32)
+    offset = 0
+    for rank in range(group.world_size):
+        for start in starts[rank::group.world_size]:
+            stop = min(start + batch_size, len(dataset))
+            out[start:stop] = everyone[offset:offset + stop - start]
+            offset += stop - start
+    return out
+
+
+def model_dim(model: nn.Module, dataset: BatchDataset, device: str | torch.device) -> int:
+    """The embedding size, for a rank that got no batch to embed."""
+    dim = getattr(model, "embedding_dim", None)
+    if isinstance(dim, int):
+        return dim
+    return int(embed(model, Shard(dataset, 0, 1), device=device, progress=False).shape[1])

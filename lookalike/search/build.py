@@ -32,6 +32,7 @@ from lookalike.data import UNLABELLED, FileCollection, ImageCollection
 from lookalike.data.dataset import ImageDataset
 from lookalike.data.pipeline import collection_digest
 from lookalike.errors import CheckpointError, DataError, SearchIndexError
+from lookalike.export.runtime import Runtime, RuntimeModule
 from lookalike.files import atomic_path, fsync_dir, write_json
 from lookalike.models import Embedder, embed
 from lookalike.models.filepair import pair_paths
@@ -94,8 +95,10 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
                      *, batch_size: int = 256, device: str | torch.device = "cpu",
                      progress: bool = True, log: Callable[[str], None] = print,
                      fingerprint: str = "",
-                     model_name: str | os.PathLike[str] = "the model") -> np.ndarray:
-    """(N, D) float32 embeddings of ``collection`` as the index will store them.
+                     model_name: str | os.PathLike[str] = "the model",
+                     runtime: Runtime | None = None) -> np.ndarray:
+    """(N, D) float32 embeddings of ``collection`` as the index will store them, by
+    ``model`` or, when given, ``runtime`` (the same model in ONNX Runtime, say).
 
     With ``work``, chunks are saved there and reused by a rerun with the same model and items.
     Every chunk is checked first: non-finite embeddings raise ``CheckpointError`` naming
@@ -109,6 +112,7 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
         _prepare_work(work, {"fingerprint": fingerprint,
                              "items": collection_digest(collection), "count": n,
                              "chunk_items": CHUNK_ITEMS, "dim": config.embedding_dim}, log)
+    runner = model if runtime is None else RuntimeModule(runtime, config.embedding_dim)
     parts: list[np.ndarray] = []
     with tqdm(total=n, unit="img", desc="embed", disable=not progress) as bar:
 
@@ -126,7 +130,7 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
                     bar.update(stop - start)
                     continue
             subset = _Slice(dataset, start, stop)
-            part = embed(model, subset, batch_size=batch_size, device=device, progress=False,
+            part = embed(runner, subset, batch_size=batch_size, device=device, progress=False,
                          on_batch=advance)
             try:
                 check_embeddings(part, collection, os.fspath(model_name), start)
@@ -211,15 +215,17 @@ def write_index_folder(out: Path, *, model: Embedder, fingerprint: str, checkpoi
                        collection: ImageCollection, spec: IndexSpec, data: str | None,
                        batch_size: int = 256, device: str | torch.device = "cpu",
                        overwrite: bool = False, progress: bool = True,
-                       log: Callable[[str], None] = print) -> None:
-    """Embed ``collection`` with ``model`` and write the index folder ``out``."""
+                       log: Callable[[str], None] = print,
+                       runtime: Runtime | None = None) -> None:
+    """Embed ``collection`` with ``model`` (run by ``runtime`` if given) and write the
+    index folder ``out``."""
     if out.exists() and not overwrite:
         raise SearchIndexError(f"{out} already exists: grow it with `lookalike index add`, "
                                "or pass --overwrite to replace it")
     work = partial_folder(out)
     vectors = embed_collection(model, collection, work, batch_size=batch_size, device=device,
                                progress=progress, log=log, fingerprint=fingerprint,
-                               model_name=checkpoint)
+                               model_name=checkpoint, runtime=runtime)
     resolved = spec.resolved(len(vectors))
     distance = model.config.distance  # the index searches and reports what the model learnt
     log(f"building a {resolved.kind} index ({distance} distance) over {len(vectors)} vectors "

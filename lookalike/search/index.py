@@ -29,7 +29,6 @@ from typing import Any, NamedTuple, cast
 
 import faiss
 import numpy as np
-import torch
 from PIL import Image
 from torch import nn
 
@@ -44,6 +43,8 @@ from lookalike.data import (
 )
 from lookalike.data.folder import has_loose_images
 from lookalike.errors import ConfigError, DataError, SearchIndexError
+from lookalike.export import ONNX_FILE, Runtime, TorchRuntime, choose_runtime
+from lookalike.files import write_bytes
 from lookalike.models import Embedder, load_checkpoint
 from lookalike.search.build import (
     check_vectors,
@@ -55,7 +56,7 @@ from lookalike.search.idmap import clone
 from lookalike.search.queries import Query, query_batch
 from lookalike.search.reported import folder_distance
 from lookalike.search.spec import IndexSpec
-from lookalike.search.store import ITEM_IDS, IndexStore, ItemRecord
+from lookalike.search.store import ITEM_IDS, MODEL_DIR, IndexStore, ItemRecord
 from lookalike.search.vectors import (
     as_vectors,
     configure_search,
@@ -117,6 +118,9 @@ class Loaded(NamedTuple):
         return found
 
 
+AUTO_ONNX_ITEMS = 2048
+"""Smallest collection ``Index.build(runtime="auto")`` considers ONNX Runtime for: below
+it, exporting the model takes longer than embedding the items could save."""
 ATTEMPTS = 5
 """Searches tried against generations that another process replaces meanwhile, before
 giving up (each try loads the newest)."""
@@ -168,6 +172,7 @@ class Index:
         self.device = device
         self._backbone = backbone
         self._model: Embedder | None = None
+        self._embedder: Runtime | None = None
         self._model_lock = threading.Lock()
         self._write_lock = threading.RLock()  # changes, and loading another generation
 
@@ -178,19 +183,32 @@ class Index:
               out: str | os.PathLike[str], *, split: str | None = None,
               spec: IndexSpec | None = None, skip_bad: bool = False, batch_size: int = 256,
               device: str = "cpu", overwrite: bool = False, progress: bool = True,
-              backbone: nn.Module | None = None,
+              backbone: nn.Module | None = None, runtime: str = "torch",
               log: Callable[[str], None] = print) -> Index:
         """Embed ``data`` with the checkpoint's model and write a new index folder ``out``.
 
-        An interrupted build resumes when run again with the same model and data.
+        ``runtime`` embeds it: ``torch``, ``onnx`` or ``auto`` (from ``AUTO_ONNX_ITEMS``
+        items on, the faster of the two at ``batch_size``, timed first); an ONNX export made
+        on the way is kept in the folder (``model/model.onnx``) for the server. An
+        interrupted build resumes when run again with the same model and data.
         """
         model, info = load_checkpoint(checkpoint, backbone=backbone)
         collection = open_data(data, split, skip_bad=skip_bad)
         name = None if isinstance(data, ImageCollection | list | tuple) else _path_of(data)
+        if runtime == "auto" and len(collection) < AUTO_ONNX_ITEMS:
+            runtime = "torch"  # an export (seconds) would cost more than it could save
+        choice = choose_runtime(model, runtime, device=device, batches=(min(batch_size, 64),),
+                                name=str(checkpoint), log=log)
+        if runtime != "torch":
+            log(f"embedding with {choice.runtime.name}")
         write_index_folder(Path(out), model=model, fingerprint=info.fingerprint,
                            checkpoint=Path(checkpoint), collection=collection,
                            spec=spec or IndexSpec(), data=name, batch_size=batch_size,
-                           device=device, overwrite=overwrite, progress=progress, log=log)
+                           device=device, overwrite=overwrite, progress=progress, log=log,
+                           runtime=None if isinstance(choice.runtime, TorchRuntime)
+                           else choice.runtime)
+        if choice.exported is not None:
+            write_bytes(Path(out) / MODEL_DIR / ONNX_FILE, choice.exported)
         return cls.open(out, device=device, backbone=backbone)
 
     @classmethod
@@ -293,6 +311,26 @@ class Index:
                 self._model = model.eval()
             return self._model
 
+    @property
+    def embedder(self) -> Runtime:
+        """What embeds queries: the model in PyTorch, unless ``use_embedder`` chose another
+        runtime (ONNX Runtime: ``lookalike.export.choose_runtime``)."""
+        if self._embedder is None:
+            model = self.model
+            with self._model_lock:
+                if self._embedder is None:
+                    self._embedder = TorchRuntime(model, self.device)
+        return self._embedder
+
+    def use_embedder(self, embedder: Runtime) -> None:
+        """Embed queries with ``embedder`` from now on (one of the index's model)."""
+        self._embedder = embedder
+
+    @property
+    def onnx_path(self) -> Path:
+        """Where the index's model, exported to ONNX, is kept (if it was exported)."""
+        return self.store.model_dir / ONNX_FILE
+
     def info(self) -> dict[str, Any]:
         """A summary for ``lookalike index info``."""
         meta = self.store.meta
@@ -335,12 +373,10 @@ class Index:
               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """(Q, D) embeddings of query images, prepared as the collection was; image files
         above ``max_pixels`` are refused before they are decoded."""
-        model = self.model
-        images = query_batch(queries, model.config.input_size, model.config.in_channels,
+        config = self.model.config
+        images = query_batch(queries, config.input_size, config.in_channels,
                              max_pixels=max_pixels)
-        with self._model_lock, torch.inference_mode():
-            embeddings: np.ndarray = model(images.to(self.device)).float().cpu().numpy()
-        return embeddings
+        return self.embedder(images)
 
     def search(self, queries: Query | Sequence[Query], k: int = 10,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[list[Hit]]:

@@ -6,13 +6,17 @@ Routes (OpenAPI docs at ``/docs``):
 - ``GET /api/items?random=N``: N random items to start browsing from
 - ``GET /api/items/{id}``: an item's metadata; ``/image``: its thumbnail; ``/similar``: the
   items most like it ("more like this")
-- ``GET /api/health``; ``GET /``: the search page (plain HTML/CSS/JS, no build step)
+- ``GET /api/health``: the index, the runtime, the queue, recent batch sizes and latency
+  percentiles; ``GET /metrics``: counters and histograms in the Prometheus text format
+- ``GET /``: the search page (plain HTML/CSS/JS, no build step)
 
 Safety: item images are found through the index's own records only (an id, never a path,
 comes in); uploads are capped in size before they are read and in pixels before they are
-decoded; every error is JSON ``{"detail": "one line"}`` with a 4xx status. Endpoints are
-plain functions, run in the server's thread pool; the index embeds queries under a lock and
-FAISS searches concurrently.
+decoded; every error is JSON ``{"detail": "one line"}`` with a 4xx status, or 503 with a
+``Retry-After`` header when more searches wait for the model than ``max_queue``. Uploads
+are decoded in the thread pool and embedded by a ``searcher``: concurrent ones together in
+one forward pass (``settings.batching``), or one at a time; the other endpoints are plain
+functions, run in the thread pool.
 
 The app follows its index folder: before each request it checks (one small SQLite read)
 whether another process committed a new generation (``lookalike index add`` / ``remove``)
@@ -21,23 +25,37 @@ and loads it, so counts, random items and search results always describe the sam
 
 from __future__ import annotations
 
-import io
+import os
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike import __version__
-from lookalike.data import decode_image
 from lookalike.errors import BadImageError, ImageTooLargeError, LookalikeError
 from lookalike.search import Hit, Index, ItemRecord
+from lookalike.service.batcher import QueueFull
 from lookalike.service.limits import BodySizeLimit, too_large_message
-from lookalike.service.schemas import Health, Item, ItemList, Problem, Result, SearchResponse
+from lookalike.service.metrics import CONTENT_TYPE, MetricsMiddleware, ServiceMetrics
+from lookalike.service.schemas import (
+    Batching,
+    Health,
+    Item,
+    ItemList,
+    Latency,
+    Problem,
+    Queue,
+    Result,
+    SearchResponse,
+)
+from lookalike.service.searcher import create_searcher
 from lookalike.service.settings import ServiceSettings
 from lookalike.service.thumbnails import ThumbnailCache
 
@@ -45,6 +63,9 @@ STATIC = FilePath(__file__).parent / "static"
 ItemId = Annotated[int, Path(ge=0, le=2**63 - 1, description="the item's id")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem} for status in (400, 404, 413, 415, 422)}
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Problem, "description": "too many searches waiting: retry after the "
+          "Retry-After header's seconds"}}
 
 
 def _item(record: ItemRecord | Hit) -> Item:
@@ -62,12 +83,27 @@ def _problem(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI:
-    """The app serving ``index``; the index's model is loaded now, not on the first query."""
+def create_app(index: Index, settings: ServiceSettings | None = None,
+               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+    """The app serving ``index``; the index's model is loaded now, not on the first query.
+    Queries are embedded by ``index.embedder`` (``Index.use_embedder`` picks the runtime);
+    ``on_shutdown`` runs when the server stops (closing an index the app was given to own).
+    """
     settings = settings or ServiceSettings()
     index.model  # noqa: B018 - load (and check) the model before the first request
     thumbnails = ThumbnailCache(index, settings.thumbnail_size, settings.thumbnail_cache,
                                 settings.max_pixels)
+    metrics = ServiceMetrics(settings.latency_window)
+    searcher = create_searcher(index, settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            searcher.close()
+            if on_shutdown is not None:
+                on_shutdown()
 
     def follow_index() -> None:
         """Load the generation another process committed since the last request, if any
@@ -76,8 +112,15 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
 
     app = FastAPI(title="lookalike", version=__version__,
                   description=f"Visual similarity search over {len(index)} items.",
-                  dependencies=[Depends(follow_index)])
+                  dependencies=[Depends(follow_index)], lifespan=lifespan)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times every answer
+
+    @app.exception_handler(QueueFull)
+    async def busy(_: Request, exc: QueueFull) -> JSONResponse:
+        metrics.reject()
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": str(settings.retry_after_s)})
 
     @app.exception_handler(ImageTooLargeError)
     async def too_large(_: Request, exc: ImageTooLargeError) -> JSONResponse:
@@ -113,30 +156,53 @@ def create_app(index: Index, settings: ServiceSettings | None = None) -> FastAPI
 
     @app.get("/api/health", response_model=Health, tags=["service"])
     def health() -> Health:
+        recent = metrics.recent()
         return Health(status="ok", items=len(index), kind=index.kind, distance=index.distance,
-                      model=index.fingerprint)
+                      model=index.fingerprint, generation=index.generation,
+                      runtime=index.embedder.describe(), pid=os.getpid(),
+                      queue=Queue(waiting=searcher.waiting, running=searcher.running,
+                                  limit=settings.max_queue, rejected=metrics.rejected),
+                      batching=Batching(enabled=settings.batching, max_batch=settings.max_batch,
+                                        wait_ms=settings.batch_wait_ms,
+                                        **recent["batch_size"]),
+                      latency_ms=Latency(**recent["latency_ms"]))
 
-    @app.post("/api/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
-    def search(image: Annotated[UploadFile, File(description="the query image (PNG, JPEG...)")],
-               k: Annotated[int | None, Form(description="how many results")] = None
-               ) -> SearchResponse:
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    def prometheus_metrics() -> PlainTextResponse:
+        """Counters and histograms in the Prometheus text format (this worker's)."""
+        text = metrics.exposition({
+            "lookalike_queue_length": ("Searches waiting for the model.", searcher.waiting),
+            "lookalike_queue_running": ("Searches in the forward pass running now.",
+                                        searcher.running),
+            "lookalike_queue_limit": ("Most searches that may wait (more get 503).",
+                                      settings.max_queue),
+            "lookalike_index_items": ("Items in the index served.", len(index)),
+            "lookalike_index_generation": ("Index generation served.", index.generation)})
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    @app.post("/api/search", response_model=SearchResponse, responses={**ERRORS, **BUSY},
+              tags=["search"])
+    async def search(image: Annotated[UploadFile,
+                                      File(description="the query image (PNG, JPEG...)")],
+                     k: Annotated[int | None, Form(description="how many results")] = None
+                     ) -> SearchResponse:
         """The k items that look most like the uploaded image."""
         k = check_k(k, len(index))
         if image.content_type and not image.content_type.startswith("image/") \
                 and image.content_type != "application/octet-stream":
             raise HTTPException(415, f"{image.filename}: not an image "
                                 f"(content type {image.content_type})")
-        data = image.file.read(settings.max_upload_bytes + 1)
+        data = await image.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise HTTPException(413, too_large_message(settings.max_upload_bytes))
         if not data:
             raise HTTPException(400, f"{image.filename or 'the upload'}: empty file")
         started = time.perf_counter()
         name = image.filename or "upload"
-        query = decode_image(io.BytesIO(data), max_pixels=settings.max_pixels, name=name)
-        hits = index.search([query], k)[0]  # embedded under the model lock, searched freely
-        return SearchResponse(query=name, k=k, distance=index.distance, results=_results(hits),
-                              seconds=time.perf_counter() - started)
+        answer = await searcher.search(data, name, k)  # decoded in a thread, then embedded
+        return SearchResponse(query=name, k=k, distance=index.distance,
+                              results=_results(answer.hits),
+                              seconds=time.perf_counter() - started, timing=answer.timing)
 
     @app.get("/api/items", response_model=ItemList, tags=["items"])
     def items(random: Annotated[int, Query(ge=1, description="how many random items")] = 12,

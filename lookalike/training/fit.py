@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from lookalike.distributed import ProcessGroup, gather_with_grad, shard_bounds
 from lookalike.errors import TrainingInterrupted
 from lookalike.training.progress import EpochProgress
 from lookalike.training.strategy import TrainingPlan
@@ -71,6 +72,7 @@ class TrainingState:
     record: dict[str, Any] = field(default_factory=dict)
     # the position of the last committed save, as "epoch E" or "epoch E, batch B" (None: none)
     committed: str | None = None
+    group: ProcessGroup = field(default_factory=ProcessGroup)  # alone, or rank r of W
     # what the step trains on the loaded batches instead of ``model`` (None: ``model``): the
     # feature cache's tail, which shares its parameters (training/feature_cache.py)
     step_model: nn.Module | None = None
@@ -107,12 +109,23 @@ def autocast_context(device: torch.device, enabled: bool) -> contextlib.Abstract
 
 def train_step(state: TrainingState, loss_fn: nn.Module, images: torch.Tensor,
                labels: torch.Tensor) -> StepResult:
-    """Augment, embed, loss, backward and step on one batch."""
-    images = state.augment(images, state.generator).to(state.device, non_blocking=True)
+    """Augment, embed, loss, backward and step on one batch.
+
+    With several processes (lookalike/distributed.py) the batch is the global one: every
+    rank augments it with the same draws, embeds its contiguous slice, and gathers all
+    embeddings with their gradients, so the loss sees the batch one process would see.
+    """
+    images = state.augment(images, state.generator)
     labels = labels.to(state.device)
+    group = state.group
+    if group.distributed:
+        start, stop = shard_bounds(len(labels), group.rank, group.world_size)
+        images = images[start:stop]
+    images = images.to(state.device, non_blocking=True)
     model = state.model if state.step_model is None else state.step_model
     with autocast_context(state.device, state.amp):
-        embeddings = model(images)  # (B, D)
+        embeddings = model(images)  # (B, D), or this rank's (B / W, D)
+    embeddings = gather_with_grad(embeddings)  # (B, D): alone, the same tensor
     output: LossOutput = loss_fn(embeddings.float(), labels)
     state.optimizer.zero_grad(set_to_none=True)
     if state.scaler is not None and state.scaler.is_enabled():

@@ -83,8 +83,22 @@ class RunDirectory:
                 "lookalike_version": __version__,
                 "argv": list(sys.argv[1:] if argv is None else argv),
                 "config": config.to_dict(),
+                "launches": self.launches(),
             },
         )
+
+    def launches(self) -> list[dict[str, Any]]:
+        """How each start or resume of the run was made (processes, backend, batch share)."""
+        if not self.config_path.is_file():
+            return []
+        stored = json.loads(self.config_path.read_text(encoding="utf-8"))
+        return list(stored.get("launches", []))
+
+    def record_launch(self, launch: dict[str, Any]) -> None:
+        """Add how this start or resume runs to config.json (rewritten atomically)."""
+        stored = json.loads(self.config_path.read_text(encoding="utf-8"))
+        stored["launches"] = [*stored.get("launches", []), launch]
+        write_json(self.config_path, stored)
 
     def read_config(self) -> TrainConfig:
         """The config a run was started with (for --resume)."""

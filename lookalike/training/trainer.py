@@ -19,6 +19,7 @@ import torch
 
 from lookalike.data import ImageDataset
 from lookalike.data.pipeline import cache_resized, default_cache_dir
+from lookalike.distributed import current_group, globalise_batchnorm, join_from_env
 from lookalike.errors import ConfigError, TrainingInterrupted
 from lookalike.models import EmbedderConfig, build_embedder, pretrained_normalization
 from lookalike.models.checkpoint import load_checkpoint
@@ -36,6 +37,7 @@ from lookalike.training.callbacks import (
     Validation,
 )
 from lookalike.training.callbacks.checkpointing import position
+from lookalike.training.callbacks.distributed_step import DistributedStep
 from lookalike.training.callbacks.feature_caching import FeatureCaching
 from lookalike.training.config import TrainConfig, resume_changes
 from lookalike.training.data import TrainingData, channel_statistics, prepare_training_data
@@ -44,7 +46,7 @@ from lookalike.training.optim import build_optimizer, build_scheduler
 from lookalike.training.process import is_main_process
 from lookalike.training.progress import EpochProgress
 from lookalike.training.run import RunDirectory
-from lookalike.training.strategy import build_plan
+from lookalike.training.strategy import TrainingPlan, build_plan
 
 
 @dataclass
@@ -123,6 +125,8 @@ def callbacks_for(config: TrainConfig, run: RunDirectory, data: TrainingData,
         callbacks.append(PoolRefresh(data.train, pools, objective.distance,
                                      one_shot=objective.mining == "offline-hard",
                                      pools_path=run.pools_path if main else None))
+    if current_group().distributed:  # after everything that changes what trains
+        callbacks.append(DistributedStep())
     callbacks += [ProgressBar(show_progress and main), LearningRateSchedule(),
                   NonFiniteGuard(run.root),
                   Validation(data.val, objective.distance, show_progress and main)]
@@ -145,7 +149,8 @@ def restore(state: TrainingState, run: RunDirectory, log: Callable[[str], None])
     state.epoch, state.best_score = saved["epoch"], saved["best_map_at_r"]
     state.elapsed, state.progress = saved["elapsed"], EpochProgress(**saved["progress"])
     state.committed = position(state.epoch, state.progress)
-    run.truncate_metrics(state.epoch)
+    if state.group.is_main:
+        run.truncate_metrics(state.epoch)
     log(f"resuming {run.root} at epoch {state.epoch + 1}, "
         f"batch {state.progress.batches_done + 1}")
 
@@ -159,16 +164,20 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
     if machine.threads:
         torch.set_num_threads(machine.threads)
     device = select_device(machine.device)
+    group = join_from_env(device)  # alone, or one rank of a torchrun launch
     torch.manual_seed(machine.seed)  # the global stream, for any library that draws from it
     data = open_data(config, show_progress, log)
     resuming = resuming and run.state.exists()
     if resuming:  # the architecture and weights come from the last checkpoint
         model, _ = load_checkpoint(run.last, backbone=backbone)
     else:  # a fresh start, also where a run was killed before its first commit
-        run.truncate_metrics(0)
+        if group.is_main:
+            run.truncate_metrics(0)
         model = build_embedder(embedder_config(config, data), pretrained=config.model.pretrained,
                                backbone=backbone, seed=machine.seed)
     model = model.to(device)
+    if group.distributed:  # batch statistics over the global batch, as one process has them
+        globalise_batchnorm(model)
     if config.model.train_blocks is not None:
         model.set_train_blocks(config.model.train_blocks)
     pair_generator = torch.Generator().manual_seed(machine.seed + 1)
@@ -185,16 +194,31 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
         epochs=config.optim.epochs, seed=machine.seed,
         scheduler=build_scheduler(optimizer, config, plan.batches_per_epoch),
         scaler=torch.amp.GradScaler("cuda", enabled=machine.amp and device.type == "cuda"),
-        amp=machine.amp,
+        amp=machine.amp, group=group,
     )
     if resuming:
         restore(state, run, log)
+    if group.is_main:  # how this start or resume runs, kept in config.json
+        global_batch = _global_batch(config, plan)
+        run.record_launch({"world_size": group.world_size, "backend": group.backend,
+                           "device": str(device), "start_epoch": state.epoch + 1,
+                           "start_batch": state.progress.batches_done + 1,
+                           "global_batch": global_batch,
+                           "per_rank_batch": -(-global_batch // group.world_size)})
     try:
         fit(state, [*callbacks_for(config, run, data, show_progress, log), *extra_callbacks])
     except TrainingInterrupted as stopped:
         raise TrainingInterrupted(f"{stopped}; state saved, continue with: "
                                   f"lookalike train --resume {run.root}") from None
     return TrainResult(run=run, records=run.read_metrics(), best_map_at_r=state.best_score)
+
+
+def _global_batch(config: TrainConfig, plan: TrainingPlan) -> int:
+    """Items per optimiser step (P x K as fitted to the data)."""
+    if plan.shape is not None:
+        return int(plan.shape.batch_size)
+    objective = config.objective
+    return int((objective.classes_per_batch or 0) * (objective.items_per_class or 0))
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, argv: list[str] | None = None,

@@ -89,3 +89,63 @@ def train_job(rank: int, world: int, data: str, out: str,
         return {"records": result.records}
     return {"records": result.records,
             "weights": load_file(str(Path(out) / "last" / "model.safetensors"))}
+
+
+def gradient_job(rank: int, world: int, data: str, options: dict[str, Any]
+                 ) -> dict[str, torch.Tensor]:
+    """One training step's gradients on the first global batch, through the real loop step
+    (augmentation, slicing, gather, global batch norm, DDP); alone when world is 1."""
+    return first_step_gradients(data, options)
+
+
+def first_step_gradients(data: str, options: dict[str, Any]) -> dict[str, torch.Tensor]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as every rank: the pools must not depend on BLAS threads
+    try:
+        return _first_step_gradients(data, options)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _first_step_gradients(data: str, options: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from lookalike.distributed import current_group, globalise_batchnorm
+    from lookalike.training.config import TrainConfig
+    from lookalike.training.fit import TrainingState, train_step
+    from lookalike.training.strategy import build_plan
+    from lookalike.training.trainer import embedder_config, open_data
+
+    config = TrainConfig.from_options(source=data, **options)
+    prepared = open_data(config, show_progress=False, log=lambda _: None)
+    from lookalike.models import build_embedder
+    from lookalike.training.augment import build_augment
+    from lookalike.training.batches import batch_loader
+
+    model = build_embedder(embedder_config(config, prepared), seed=config.machine.seed)
+    group = current_group()
+    step_model: torch.nn.Module = model
+    if group.distributed:
+        globalise_batchnorm(model)
+        step_model = torch.nn.parallel.DistributedDataParallel(model)
+    pairs = torch.Generator().manual_seed(1)
+    plan = build_plan(config, prepared.train.collection.labels, pairs)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keep the gradients, move nothing
+    state = TrainingState(model=model, optimizer=optimizer, plan=plan,
+                          load_batches=batch_loader(prepared.train, 0),
+                          augment=build_augment(config),
+                          generator=torch.Generator().manual_seed(5), pair_generator=pairs,
+                          device=torch.device("cpu"), epochs=1, seed=0, group=group,
+                          step_model=step_model)
+    sampler = plan.pooled_sampler()
+    if sampler is not None:  # hybrid: pools mined by the model (each rank embeds its share)
+        from lookalike.mining.model import mine_with_model
+        from lookalike.mining.pools import PoolConfig
+
+        labels_all = prepared.train.collection.labels
+        sampler.set_pools(mine_with_model(model, prepared.train, labels_all, PoolConfig(),
+                                          progress=False).pools)
+    strategy = plan.strategy_for(0)
+    batch = next(iter(strategy.batches(0)))
+    _, images, labels = next(state.load_batches([batch], 0))
+    model.train()
+    train_step(state, strategy.loss, images, labels)
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}

@@ -56,13 +56,23 @@ function showItems(items, heading) {
 
 const k = () => $("k-select").value;
 
+// The server's own time for a search, and for uploads where it went.
+function searchTime(answer) {
+  const total = `searched in ${(answer.seconds * 1000).toFixed(1)} ms`;
+  const t = answer.timing;
+  if (!t) return total;
+  const together = t.batch > 1 ? `, in a batch of ${t.batch}` : "";
+  return `${total}: decode ${t.decode_ms.toFixed(1)}, wait ${t.wait_ms.toFixed(1)}, ` +
+    `embed ${t.embed_ms.toFixed(1)} (${t.runtime}${together}), search ${t.search_ms.toFixed(1)} ms`;
+}
+
 // One search (by upload or by item): show its results and timing, or the server's reason.
 async function runSearch(url, options, { searching, target, onError = () => {} }) {
   setStatus(`searching for ${searching}...`);
   try {
     const answer = await callApi(url, options);
     showItems(answer.results, `${answer.results.length} most similar to ${target}`);
-    setStatus(`searched in ${(answer.seconds * 1000).toFixed(0)} ms`);
+    setStatus(searchTime(answer));
   } catch (error) {
     onError();
     setStatus(error.message, true);

@@ -1,5 +1,6 @@
 """Leave-one-out retrieval on the held-out split after every epoch, ranked by the run's own
-``--distance``: the numbers that pick ``best``. Its seconds are logged apart and not counted
+``--distance`` (each process of a multi-process run embeds its share): the numbers that
+pick ``best``. Its seconds are logged apart and not counted
 as training time."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import time
 
 from lookalike.data import ImageDataset
 from lookalike.evaluation import evaluate_embeddings
-from lookalike.models import embed
+from lookalike.models.sharded_embed import embed_everywhere
 from lookalike.training.fit import Callback, TrainingState
 
 
@@ -20,8 +21,8 @@ class Validation(Callback):
 
     def on_epoch_end(self, state: TrainingState) -> None:
         started = time.perf_counter()
-        embeddings = embed(state.model, self.dataset, batch_size=self.batch_size,
-                           device=state.device, progress=self.show_progress)
+        embeddings = embed_everywhere(state.model, self.dataset, batch_size=self.batch_size,
+                                      device=state.device, progress=self.show_progress)
         metrics = evaluate_embeddings(embeddings, self.dataset.collection.labels,
                                       distance=self.distance)
         state.record.update(val_map_at_r=metrics.map_at_r,
