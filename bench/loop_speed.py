@@ -20,19 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import RunInfo, machine, versions  # bench/machine.py: this folder is on sys.path
+from machine import RunInfo, git_commit, machine, versions  # bench/machine.py: on sys.path
 
 RUN = ["--data", "fashion-mnist", "--mining", "semi-hard", "--epochs", "1",
        "--batches-per-epoch", "60", "--train-limit", "12000", "--val-limit", "500",
        "--quiet", "--seed", "0"]
-
-
-def git_commit(tree: Path) -> str:
-    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    return out.stdout.strip() + ("+changes" if dirty else "")
 
 
 def one_run(tree: Path, threads: int) -> dict[str, float]:

@@ -25,6 +25,7 @@ import sys
 import time
 
 import torch
+from machine import git_commit, machine, versions  # bench/machine.py: on sys.path
 from memory import peak_rss_mb, reset_peak_rss  # bench/memory.py: this folder is on sys.path
 
 # name -> (our TripletLoss kwargs, PML miner or None, PML smooth loss, note)
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     config = {k: getattr(args, k) for k in keys}
     write_json(
         args.out,
-        {"config": {**config, "margin": MARGIN, "torch": torch.__version__}, "results": rows},
+        {"commit": git_commit(), "machine": machine(versions(["torch", "pytorch-metric-learning"])),
+         "config": {**config, "margin": MARGIN, "torch": torch.__version__}, "results": rows},
     )
     print(f"wrote {args.out}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import subprocess
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
@@ -57,3 +58,13 @@ class RunInfo:
         out["load_average_before"] = self.load_before
         out["load_average_after"] = os.getloadavg()[0]
         return out
+
+
+def git_commit(tree: str | os.PathLike[str] | None = None) -> str:
+    """The checkout's commit, with ``+changes`` when the work tree differs from it."""
+    here = str(tree if tree is not None else Path(__file__).parent)
+    out = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", here, "status", "--porcelain"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return (out or "unknown") + ("+changes" if dirty else "")

@@ -62,7 +62,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from machine import RunInfo, machine, versions  # bench/machine.py: the folder is on sys.path
+from machine import RunInfo, git_commit, machine, versions  # bench/machine.py: on sys.path
 
 CONFIGS = {
     "a": ("one at a time, torch", ["--no-batching", "--runtime", "torch"]),
@@ -70,16 +70,6 @@ CONFIGS = {
     "c": ("batching, onnx", ["--runtime", "onnx"]),
 }
 """The fixed configurations; ``d`` (workers) is made from the faster of b and c."""
-
-
-def git_commit() -> str:
-    """The checkout's commit, with ``+changes`` when the work tree differs from it."""
-    here = Path(__file__).parent
-    out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                         text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    return (out or "unknown") + ("+changes" if dirty else "")
 
 
 def build_index(checkpoint: Path, work: Path) -> Path:

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import torch
+from machine import git_commit, machine, versions  # bench/machine.py: on sys.path
 
 from lookalike.files import write_json
 from lookalike.mining.online import online_selections
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             merged["runs"].update(results["runs"])
             results = merged
     results["summary"] = summarise(results, args.target)
+    if not args.summarise_only:
+        results["commit"], results["machine"] = git_commit(), machine(versions(["torch"]))
     write_json(out.with_suffix(".json"), results)
     curves = {s: [[(r["epoch"], r["seconds"], r["val_map_at_r"]) for r in records]
                   for records in seeds.values()] for s, seeds in results["runs"].items()}

@@ -150,8 +150,8 @@ def _lite_weights(variant: int) -> dict[str, torch.Tensor]:
         raise LookalikeError(f"{name} weights need: {pretrained_hint(variant)}") from exc
     path = getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
     try:
-        weights: dict[str, torch.Tensor] = torch.load(path, map_location="cpu",
-                                                      weights_only=True)
+        weights: dict[str, torch.Tensor] = torch.load(path, weights_only=True,
+                                                      map_location="cpu")
         return weights
     except (OSError, RuntimeError) as exc:
         raise LookalikeError(f"cannot read {name} weights {path}: {exc}") from exc
