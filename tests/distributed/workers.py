@@ -40,7 +40,14 @@ def run_ranks(job: Callable[..., Any], world: int, tmp: Path, *args: Any) -> lis
     root = str(Path(__file__).resolve().parents[2])  # the children import tests.distributed
     if root not in sys.path:  # spawned children take the parent's sys.path
         sys.path.insert(0, root)
-    mp.spawn(_entry, args=(world, free_port(), job, out, args), nprocs=world, join=True)
+    for attempt in range(3):  # gloo can abort at start-up (a port race): start again
+        try:
+            mp.spawn(_entry, args=(world, free_port(), job, out, args), nprocs=world,
+                     join=True)
+            break
+        except mp.ProcessExitedException:
+            if attempt == 2:
+                raise
     return [torch.load(f"{out}.{rank}", weights_only=False) for rank in range(world)]
 
 
