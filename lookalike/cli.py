@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lookalike import __version__, cli_search
+from lookalike.allocator import tune_malloc
 from lookalike.cli_types import OneLineParser, integer, number
 from lookalike.distances import DISTANCES
 from lookalike.errors import LookalikeError, TrainingInterrupted
@@ -54,6 +55,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     from lookalike.losses.registry import LOSSES
     from lookalike.mining.online import online_selections
     from lookalike.models import list_backbones
+    from lookalike.models.factory import pretrained_backbones
     from lookalike.models.gem import POOLINGS
     from lookalike.training.strategy import mining_choices
 
@@ -83,7 +85,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-images", action="store_true", default=None,
                        help="decode and resize image files once into ~/.cache/lookalike (or "
                        "$LOOKALIKE_CACHE), reused by later runs, so epochs do not decode "
-                       "full-size JPEGs again")
+                       "full-size JPEGs again (on in the pretrained-backbone recipe)")
     group.add_argument("--augment", choices=("auto", *AUGMENTATIONS.names()),
                        help="training augmentation: digits = random shift by --crop-padding "
                        "pixels + flip (small centred images); photo = random resized crop "
@@ -100,25 +102,31 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help="--augment photo: brightness, contrast and saturation scaled by "
                        "random factors in [1-J, 1+J], 0 <= J < 1, 0 = off "
                        f"(default {data.color_jitter})")
-    group.add_argument("--no-flip", dest="flip", action="store_false", default=None,
-                       help="no random horizontal flips (for data where a mirror image is "
-                       "another class: arrows, text)")
+    group.add_argument("--flip", dest="flip", action=argparse.BooleanOptionalAction,
+                       default=None,
+                       help="random horizontal flips, or none (--no-flip: for data where a "
+                       "mirror image is another class: arrows, text); default on, off in the "
+                       "pretrained-backbone recipe")
     group = parser.add_argument_group("model")
     group.add_argument("--backbone", choices=list_backbones(),
-                       help=f"backbone (default {model.backbone})")
+                       help=f"backbone (default {model.backbone}); a pretrained one "
+                       f"({', '.join(pretrained_backbones())}) fills every option not given "
+                       "from the measured recipe (input size, head, learning rates, "
+                       "augmentation, epochs; the log line says what it picked)")
     group.add_argument("--embedding-dim", type=int,
-                       help=f"embedding size (default {model.embedding_dim})")
+                       help=f"embedding size (default {model.embedding_dim}; 128 in the "
+                       "pretrained-backbone recipe)")
     group.add_argument("--input-size", type=int,
-                       help=f"image side in pixels (default {model.input_size}; e.g. 128 or "
-                       "224 for efficientnet-lite0)")
+                       help=f"image side in pixels (default {model.input_size}; 128 in the "
+                       "pretrained-backbone recipe)")
     group.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                        default=None,
                        help="random initial weights even for backbones with ImageNet weights")
     group.add_argument("--freeze-backbone-epochs", type=int,
                        help="train only the embedding head for this many first epochs (0)")
     group.add_argument("--backbone-lr-scale", type=float,
-                       help="backbone learning rate = --lr x this (default 1; 0.1 suits a "
-                       "pretrained backbone)")
+                       help="backbone learning rate = --lr x this (default 1, also in the "
+                       "pretrained-backbone recipe)")
     group.add_argument("--pooling", choices=POOLINGS,
                        help="global pooling of the backbone's feature map: avg, or gem "
                        "(generalised mean, Radenovic et al. 2018, with a learnable exponent p "
@@ -207,8 +215,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help=f"image size for a pretrained mining model "
                        f"(default {pools.mining_input_size})")
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--epochs", type=int, help=f"epochs (default {optim.epochs}); with "
-                       "--resume, a larger number extends the run")
+    group.add_argument("--epochs", type=int, help=f"epochs (default {optim.epochs}; the "
+                       "pretrained-backbone recipe fits about ten CPU-minutes to the data); "
+                       "with --resume, a larger number extends the run")
     group.add_argument("--batches-per-epoch", type=int, help="default: training items // (P*K)")
     group.add_argument("--lr", type=float, help=f"learning rate (default {optim.lr})")
     group.add_argument("--weight-decay", type=float,
@@ -231,6 +240,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lookalike.training.recipe import with_recipe
     from lookalike.training.trainer import resume, train
 
     given = config_overrides(args)
@@ -241,7 +251,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.out:
             raise LookalikeError("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
-        config = TrainConfig.from_options(**given).validate()
+        # a pretrained backbone and nothing else said: the measured recipe fills the rest
+        config = TrainConfig.from_options(**with_recipe(given)).validate()
         result = train(config, args.out, show_progress=not args.quiet)
     best = (f"{result.best_map_at_r:.4f}" if result.best_map_at_r >= 0
             else "n/a (no validation class has two items)")
@@ -420,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit status (0 ok, 1 error, 2 usage, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_malloc()  # reuse freed tensor memory (lookalike/allocator.py)
     with warnings.catch_warnings():  # the showwarning below lasts for this command only
         if not args.verbose:
             warnings.showwarning = show_warning

@@ -24,9 +24,8 @@ from lookalike.mining.pools import PoolConfig, Pools
 from lookalike.models import EmbedderConfig, build_embedder
 from lookalike.models.checkpoint import load_checkpoint
 from lookalike.models.embedder import BatchDataset, Embedder
+from lookalike.models.factory import pretrained_backbones
 from lookalike.models.sharded_embed import embed_everywhere
-
-PRETRAINED = ("efficientnet-lite0",)
 
 
 class BackboneFeatures(nn.Module):
@@ -42,8 +41,9 @@ class BackboneFeatures(nn.Module):
 
 
 def load_mining_model(spec: str, *, in_channels: int, input_size: int = 64) -> nn.Module:
-    """``efficientnet-lite0`` (pretrained features at ``input_size`` px) or a checkpoint path."""
-    if spec in PRETRAINED:
+    """A pretrained backbone such as ``efficientnet-lite0`` (its features at ``input_size``
+    px) or a checkpoint path."""
+    if spec in pretrained_backbones():
         config = EmbedderConfig(backbone=spec, embedding_dim=1, input_size=input_size,
                                 in_channels=in_channels)
         return BackboneFeatures(build_embedder(config, pretrained=True))
@@ -51,7 +51,7 @@ def load_mining_model(spec: str, *, in_channels: int, input_size: int = 64) -> n
         model, _ = load_checkpoint(spec)
         return model
     raise ConfigError(f"mining model {spec!r} is neither a pretrained backbone "
-                      f"({', '.join(PRETRAINED)}) nor an existing checkpoint folder")
+                      f"({', '.join(pretrained_backbones())}) nor an existing checkpoint folder")
 
 
 @dataclass
@@ -102,7 +102,7 @@ def mine_collection(data: str, mining_model: str, config: PoolConfig, *,
     backbone, the checkpoint's own input size and channels for a lookalike checkpoint. The
     labels and the analysis ride along in the pools file, so ``analyze`` needs no images.
     """
-    if mining_model in PRETRAINED:
+    if mining_model in pretrained_backbones():
         dataset = mining_dataset(data, split, limit=limit, input_size=input_size)
         model = load_mining_model(mining_model, in_channels=dataset.channels,
                                   input_size=input_size)

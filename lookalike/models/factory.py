@@ -100,6 +100,12 @@ def pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float,
     return BACKBONES.get(name).normalization if name in BACKBONES else None
 
 
+def pretrained_backbones() -> tuple[str, ...]:
+    """The registered backbones that come with ImageNet weights (they carry a normalisation):
+    the ones a pretrained mining model and the training recipe accept."""
+    return tuple(name for name in BACKBONES.names() if BACKBONES.get(name).normalization)
+
+
 def list_backbones() -> list[str]:
     """Names accepted by :func:`create_backbone`."""
     return sorted(BACKBONES)

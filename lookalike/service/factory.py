@@ -13,6 +13,7 @@ import os
 
 from fastapi import FastAPI
 
+from lookalike.allocator import tune_malloc
 from lookalike.errors import ConfigError
 from lookalike.service.app import create_app
 from lookalike.service.server import ENV, open_for_serving
@@ -34,6 +35,7 @@ def app_from_env() -> FastAPI:
     if not raw:
         raise ConfigError(f"{ENV} is not set: start workers with `lookalike serve --workers N`")
     options = json.loads(raw)
+    tune_malloc()
     torch.set_num_threads(worker_threads(int(options.get("workers", 1))))
     settings = ServiceSettings(**options["settings"])
     index = open_for_serving(options["index"], settings=settings, device=options["device"],

@@ -74,6 +74,14 @@ def held_out_split(config: TrainConfig) -> tuple[ImageCollection, np.ndarray,
     return collection, np.arange(len(collection)), held_out, np.arange(len(held_out))
 
 
+def count_training_items(config: TrainConfig) -> int:
+    """How many items ``config`` trains on (its split and ``--train-limit``), without
+    decoding any image: what the training recipe fits its epochs to."""
+    collection, train_idx, _, _ = held_out_split(config)
+    return len(limit_items(collection.labels[train_idx], config.data.train_limit,
+                           config.machine.seed))
+
+
 def prepare_training_data(config: TrainConfig) -> TrainingData:
     """Open the data, hold out a validation split (items or whole classes, as
     ``config.data.split`` says), and wrap both as datasets."""

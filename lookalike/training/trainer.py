@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from lookalike.allocator import tune_malloc
 from lookalike.data import ImageDataset
 from lookalike.data.pipeline import cache_resized, default_cache_dir
 from lookalike.distributed import current_group, globalise_batchnorm, join_from_env
@@ -161,6 +162,7 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
                  extra_callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Build everything ``config`` names and fit, from the saved position if ``resuming``."""
     machine = config.machine
+    tune_malloc()
     if machine.threads:
         torch.set_num_threads(machine.threads)
     device = select_device(machine.device)
