@@ -128,9 +128,10 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help="backbone learning rate = --lr x this (default 1, also in the "
                        "pretrained-backbone recipe)")
     group.add_argument("--pooling", choices=POOLINGS,
-                       help="global pooling of the backbone's feature map: avg, or gem "
+                       help="pooling of the backbone's feature map: avg, gem "
                        "(generalised mean, Radenovic et al. 2018, with a learnable exponent p "
-                       f"from 3) (default {model.pooling})")
+                       "from 3), or flatten (small CNN: the whole map, so where a part is "
+                       f"stays known) (default {model.pooling})")
     group.add_argument("--train-blocks", type=integer(0), metavar="N",
                        help="train only the backbone's last N blocks (and what follows them) "
                        "and the head; the earlier blocks stay frozen, 0 = the whole backbone "

@@ -29,11 +29,13 @@ class SmallCNN(nn.Module):
     Args:
         in_channels: channels of the input images (1 for grayscale, 3 for RGB).
         widths: output channels of each block; ``feature_dim`` is the last one.
-        pooling: ``"avg"`` (global average, the default) or ``"gem"`` (models/gem.py).
+        pooling: ``"avg"`` (global average, the default), ``"gem"`` or ``"flatten"``
+            (models/gem.py).
+        input_size: image side; needed by ``"flatten"``, whose feature size depends on it.
     """
 
     def __init__(self, in_channels: int = 1, widths: Sequence[int] = (32, 64, 128),
-                 pooling: str = "avg") -> None:
+                 pooling: str = "avg", input_size: int | None = None) -> None:
         super().__init__()
         if in_channels < 1 or not widths or min(widths) < 1:
             raise ConfigError(f"SmallCNN needs in_channels >= 1 and positive widths, "
@@ -52,6 +54,13 @@ class SmallCNN(nn.Module):
         self.pool = create_pooling(pooling)
         self.in_channels: int | None = in_channels
         self.feature_dim = int(widths[-1])
+        if pooling == "flatten":  # the whole final map: widths[-1] x side x side features
+            if input_size is None:
+                raise ConfigError("--pooling flatten needs the input size to size the head")
+            side = input_size
+            for _ in widths:
+                side = -(-side // 2)  # each 2x2 max-pool with ceil_mode
+            self.feature_dim = int(widths[-1]) * side * side
         # nn.Module.to(memory_format=...) is real but missing from torch's type stubs
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
@@ -95,6 +104,9 @@ class EfficientNetLite(nn.Module):
 
     def __init__(self, variant: int = 0, pretrained: bool = True, pooling: str = "avg") -> None:
         super().__init__()
+        if pooling == "flatten":
+            raise ConfigError("--pooling flatten is for the small CNN; EfficientNet-Lite "
+                              "takes avg or gem")
         if variant not in self.VARIANTS:
             raise ConfigError(f"EfficientNet-Lite variant must be one of {self.VARIANTS}, "
                               f"got {variant}")

@@ -70,7 +70,8 @@ class BackboneSpec:
 
 def _small_cnn(in_channels: int | None, pretrained: bool, input_size: int | None,
                widths: Sequence[int] = (32, 64, 128), pooling: str = "avg") -> nn.Module:
-    return SmallCNN(in_channels or 1, widths, pooling)  # no pretrained weights: random init
+    # no pretrained weights: random init
+    return SmallCNN(in_channels or 1, widths, pooling, input_size)
 
 
 def _efficientnet_lite(variant: int) -> Callable[..., nn.Module]:

@@ -17,7 +17,8 @@ from torch import nn
 
 from lookalike.errors import ConfigError
 
-POOLINGS = ("avg", "gem")  # --pooling choices; "avg" is the default and has no parameters
+# --pooling choices; "avg" is the default; "flatten" keeps the map's layout (small CNN only)
+POOLINGS = ("avg", "gem", "flatten")
 
 
 class GlobalAvgPool(nn.Module):
@@ -55,9 +56,13 @@ class GeM(nn.Module):
 
 
 def create_pooling(name: str) -> nn.Module:
-    """``"avg"`` -> GlobalAvgPool, ``"gem"`` -> GeM(p=3); anything else is a one-line error."""
+    """``"avg"`` -> GlobalAvgPool, ``"gem"`` -> GeM(p=3), ``"flatten"`` -> nn.Flatten (the
+    (C, h, w) map as one C*h*w vector: where a part is stays known, which matters for small
+    centred images such as Fashion-MNIST's); anything else is a one-line error."""
     if name == "avg":
         return GlobalAvgPool()
     if name == "gem":
         return GeM()
+    if name == "flatten":
+        return nn.Flatten()
     raise ConfigError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")

@@ -137,3 +137,19 @@ def test_efficientnet_embedder_converts_grayscale_to_rgb() -> None:
         assert out.shape == (2, 16)
         assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
         assert torch.allclose(out, model(gray.expand(-1, 3, -1, -1)), atol=1e-6)
+
+
+def test_flatten_pooling_keeps_the_whole_map() -> None:
+    from lookalike.models.backbones import EfficientNetLite, SmallCNN
+
+    backbone = SmallCNN(1, (8, 16, 32), pooling="flatten", input_size=28)
+    assert backbone.feature_dim == 32 * 4 * 4  # 28 -> 14 -> 7 -> 4 with ceil-mode pooling
+    images = torch.rand(3, 1, 28, 28)
+    features = backbone(images)
+    assert features.shape == (3, 512)
+    maps = backbone.features(images.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(features, maps.reshape(3, -1))  # C, h, w order, not pooled
+    with pytest.raises(ConfigError, match="needs the input size"):
+        SmallCNN(1, (8,), pooling="flatten")
+    with pytest.raises(ConfigError, match="flatten is for the small CNN"):
+        EfficientNetLite(0, pretrained=False, pooling="flatten")

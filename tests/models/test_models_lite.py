@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from lookalike.cli import main
 from lookalike.errors import ConfigError, LookalikeError
@@ -67,11 +68,12 @@ def test_gradients_flow_to_p_and_the_input() -> None:
 
 
 def test_pooling_by_name() -> None:
-    assert POOLINGS == ("avg", "gem")
+    assert POOLINGS == ("avg", "gem", "flatten")
     assert isinstance(create_pooling("avg"), GlobalAvgPool)
     assert isinstance(create_pooling("gem"), GeM)
+    assert isinstance(create_pooling("flatten"), nn.Flatten)
     assert not list(create_pooling("avg").parameters())  # avg adds nothing to state dicts
-    with pytest.raises(ConfigError, match="unknown pooling 'max'; choose one of avg, gem"):
+    with pytest.raises(ConfigError, match="unknown pooling 'max'; choose one of avg, gem, flatten"):
         create_pooling("max")
     with pytest.raises(ConfigError, match="p > 0"):
         GeM(p=0.0)
