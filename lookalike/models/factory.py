@@ -14,6 +14,7 @@ from torch import nn
 
 from lookalike.errors import ConfigError
 from lookalike.models.backbones import EfficientNetLite, SmallCNN
+from lookalike.models.conv_fc import ConvFC
 from lookalike.registry import Registry
 
 
@@ -74,6 +75,15 @@ def _small_cnn(in_channels: int | None, pretrained: bool, input_size: int | None
     return SmallCNN(in_channels or 1, widths, pooling, input_size)
 
 
+def _conv_fc(in_channels: int | None, pretrained: bool, input_size: int | None,
+             widths: Sequence[int] = (32, 64), hidden: int = 1024,
+             pooling: str = "avg") -> nn.Module:
+    if pooling != "avg":
+        raise ConfigError(f"conv-fc flattens its map and takes no --pooling, got {pooling!r}")
+    first, second = widths
+    return ConvFC(in_channels or 1, input_size or 28, (first, second), hidden)
+
+
 def _efficientnet_lite(variant: int) -> Callable[..., nn.Module]:
     def build(in_channels: int | None, pretrained: bool, input_size: int | None,
               pooling: str = "avg") -> nn.Module:
@@ -87,6 +97,7 @@ def _efficientnet_lite(variant: int) -> Callable[..., nn.Module]:
 # ones take ``pooling="avg" | "gem"`` (``EmbedderConfig.backbone_options``, ``--pooling``).
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 BACKBONES.register("small-cnn", BackboneSpec(_small_cnn))
+BACKBONES.register("conv-fc", BackboneSpec(_conv_fc))
 BACKBONES.register("efficientnet-lite0",
                    BackboneSpec(_efficientnet_lite(0), EfficientNetLite.NORMALIZATION))
 BACKBONES.register("efficientnet-lite1",

@@ -47,8 +47,8 @@ def test_small_cnn_rejects_bad_sizes() -> None:
 
 
 def test_registry_names_and_errors() -> None:
-    assert list_backbones() == ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
-                                "small-cnn"]
+    assert list_backbones() == ["conv-fc", "efficientnet-lite0", "efficientnet-lite1",
+                                "efficientnet-lite2", "small-cnn"]
     backbone = create_backbone("small-cnn", in_channels=3, widths=[4, 6])
     assert isinstance(backbone, SmallCNN) and backbone.feature_dim == 6
     assert backbone.in_channels == 3
@@ -153,3 +153,22 @@ def test_flatten_pooling_keeps_the_whole_map() -> None:
         SmallCNN(1, (8,), pooling="flatten")
     with pytest.raises(ConfigError, match="flatten is for the small CNN"):
         EfficientNetLite(0, pretrained=False, pooling="flatten")
+
+
+def test_conv_fc_keeps_where_each_part_is() -> None:
+    from lookalike.models.conv_fc import ConvFC
+    from lookalike.models.factory import BACKBONES, create_backbone
+
+    assert "conv-fc" in BACKBONES
+    backbone = create_backbone("conv-fc", in_channels=1, input_size=28, pretrained=False)
+    assert isinstance(backbone, ConvFC) and backbone.feature_dim == 1024
+    assert backbone.fc[1].in_features == 64 * 7 * 7  # the whole 7x7 map, not pooled
+    images = torch.rand(2, 1, 28, 28)
+    moved = torch.roll(images, shifts=8, dims=3)  # same content, elsewhere
+    assert backbone(images).shape == (2, 1024)
+    assert not torch.allclose(backbone(images), backbone(moved))
+    with pytest.raises(ConfigError, match="takes no --pooling"):
+        create_backbone("conv-fc", in_channels=1, input_size=28, pretrained=False,
+                        pooling="gem")
+    with pytest.raises(ConfigError, match="conv-fc needs"):
+        ConvFC(1, input_size=2)
