@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -123,29 +124,42 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 and dist.get_world_size() > 1):
             plain: torch.Tensor = super().forward(x)
             return plain
-        dims = [0, *range(2, x.dim())]  # every axis but the channels
-        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
-        count = torch.tensor([float(x.numel() // x.shape[1])], device=x.device, dtype=x.dtype)
-        # two passes, as batch norm itself computes them: the mean, then centred squares
-        sums = cast(torch.Tensor, dist_fn.all_reduce(torch.cat([x.sum(dims), count])))
-        total = sums[-1]
-        mean = sums[:-1] / total
-        centred = x - mean.view(shape)
-        squares = cast(torch.Tensor, dist_fn.all_reduce(centred.pow(2).sum(dims)))
-        var = squares / total
-        if self.track_running_stats and self.running_mean is not None \
-                and self.running_var is not None and self.num_batches_tracked is not None:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                            else self.momentum)
-                unbiased = var * total / (total - 1).clamp_min(1.0)
-                self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
-                self.running_var.mul_(1 - momentum).add_(unbiased.detach(), alpha=momentum)
-        y = centred / torch.sqrt(var.view(shape) + self.eps)
-        if self.affine and self.weight is not None and self.bias is not None:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return two_pass_batch_norm(self, x, lambda t: cast(torch.Tensor, dist_fn.all_reduce(t)))
+
+
+def two_pass_batch_norm(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor,
+                        reduce: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Training-mode batch norm whose per-channel sums go through ``reduce`` (an all-reduce
+    with gradient across ranks; the identity gives one process the same arithmetic).
+
+    Two passes, as batch norm itself computes them: the mean, then the centred squares.
+    The result equals ``F.batch_norm`` up to rounding, and that rounding can matter: on a
+    7-image batch of the tests, computing one process's batch norm this way instead of with
+    PyTorch's kernel moved conv gradients by 2.7% (some unit's input sits at a kink), while
+    two processes matched the one-process two-pass result to 3e-6. So the distributed tests
+    compare against this arithmetic (tests/distributed/workers.py).
+    """
+    dims = [0, *range(2, x.dim())]  # every axis but the channels
+    shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+    count = torch.tensor([float(x.numel() // x.shape[1])], device=x.device, dtype=x.dtype)
+    sums = reduce(torch.cat([x.sum(dims), count]))
+    total = sums[-1]
+    mean = sums[:-1] / total
+    centred = x - mean.view(shape)
+    var = reduce(centred.pow(2).sum(dims)) / total
+    if norm.track_running_stats and norm.running_mean is not None \
+            and norm.running_var is not None and norm.num_batches_tracked is not None:
+        with torch.no_grad():
+            norm.num_batches_tracked.add_(1)
+            momentum = (1.0 / float(norm.num_batches_tracked) if norm.momentum is None
+                        else norm.momentum)
+            unbiased = var * total / (total - 1).clamp_min(1.0)
+            norm.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+            norm.running_var.mul_(1 - momentum).add_(unbiased.detach(), alpha=momentum)
+    y = centred / torch.sqrt(var.view(shape) + norm.eps)
+    if norm.affine and norm.weight is not None and norm.bias is not None:
+        y = y * norm.weight.view(shape) + norm.bias.view(shape)
+    return y
 
 
 class GlobalBatchNorm1d(GlobalBatchNorm, nn.BatchNorm1d):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,29 @@ def gradient_job(rank: int, world: int, data: str, options: dict[str, Any]
     """One training step's gradients on the first global batch, through the real loop step
     (augmentation, slicing, gather, global batch norm, DDP); alone when world is 1."""
     return first_step_gradients(data, options)
+
+
+@contextlib.contextmanager
+def two_pass_batch_norm_alone() -> Iterator[None]:
+    """One process whose training-mode batch norms use the distributed arithmetic
+    (``lookalike.distributed.two_pass_batch_norm`` with no reduction), so that a comparison
+    with several processes measures the distribution, not PyTorch's batch-norm kernel."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from lookalike.distributed import two_pass_batch_norm
+
+    plain = _BatchNorm.forward
+
+    def forward(self: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return plain(self, x)
+        return two_pass_batch_norm(self, x, lambda t: t)
+
+    _BatchNorm.forward = forward  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        _BatchNorm.forward = plain  # type: ignore[method-assign]
 
 
 def first_step_gradients(data: str, options: dict[str, Any]) -> dict[str, torch.Tensor]:
