@@ -26,7 +26,7 @@ from lookalike.viz import plot_retrieval_grid, plot_training_curves, save_figure
 
 # Semi-hard: the best final test MAP@R per second of training on bench/strategies.py (hybrid
 # ties it on MAP@R but spends ~40 s more on mining). The conv-fc backbone with a 128-d head
-# keeps where each part of the garment is (models/conv_fc.py): test MAP@R 0.840 against the
+# keeps where each part of the garment is (models/conv_fc.py): test MAP@R 0.834 against the
 # small CNN's 0.783 at the same 16 epochs, which fit in 10 minutes on 2 cores (README).
 DEMO_CONFIG = TrainConfig.from_options(source="fashion-mnist", mining="semi-hard", epochs=16,
                                        backbone="conv-fc", embedding_dim=128)

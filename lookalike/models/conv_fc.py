@@ -4,9 +4,9 @@ The small CNN pools its last map globally, so it forgets where each part of the 
 on Fashion-MNIST where-a-part-is tells shirts from T-shirts and coats from pullovers. The
 2-conv 2-FC network that metric-learning papers train on MNIST-like data (LeNet's shape:
 two 5x5 convolutions with 2x2 max-pooling, then a wide fully connected layer over the
-flattened map; the embedding head is the second FC layer) keeps it. On the demo's
-Fashion-MNIST run it gained 0.04-0.05 test MAP@R over the small CNN at equal epochs
-(README, "The demo"; docs/design.md 6).
+flattened map; the embedding head is the second FC layer) keeps it. In the demo's 16
+semi-hard epochs on Fashion-MNIST it reached test MAP@R 0.834 / P@1 0.902 against the small
+CNN's 0.783 / 0.893 (README, "The demo"; docs/design.md 6).
 """
 
 from __future__ import annotations
