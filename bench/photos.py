@@ -29,7 +29,7 @@ comparison. Images are decoded once (``--cache-images``), so the timings measure
 
     python bench/build_icon_dataset.py                 # once: data/icons (about 3 minutes)
     python bench/photos.py                             # default + hybrid-classes, 3 seeds
-    python bench/photos.py --recipes default --seeds 0 --out /tmp/photos.json
+    python bench/photos.py --recipes default --seeds 0 --epochs 1 --out /tmp/photos.json
 
 Prints a markdown table and writes bench/results/photos.json.
 """
@@ -91,6 +91,9 @@ def recipe_options(name: str, args: argparse.Namespace, seed: int) -> dict[str, 
     """The flat training options of recipe ``name``: what the command line would give."""
     given = {"source": args.data, "split": "classes", "backbone": "efficientnet-lite0",
              **RECIPES[name]}
+    if args.epochs is not None:  # a quick check of the script, not a measurement
+        given.update(epochs=args.epochs, freeze_backbone_epochs=min(
+            args.epochs, given.get("freeze_backbone_epochs", 0)))
     options = with_recipe(given, log=lambda line: None)
     # the bench's own settings: cached pixels, a validation subset for the curve, the seed
     options.update(cache_images=True, workers=2, val_limit=args.val_limit,
@@ -158,6 +161,8 @@ def main() -> None:
                         help="input size of the frozen references")
     parser.add_argument("--val-limit", type=int, default=600,
                         help="unseen images validated on after each epoch (the curve)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override every recipe's epochs (a quick check of the script)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="runs/bench-photos")
     parser.add_argument("--out", default="bench/results/photos.json")

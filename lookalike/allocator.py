@@ -5,8 +5,8 @@ glibc's malloc serves every block above its mmap threshold (at most 32 MiB, and 
 network on the CPU allocates and frees activations of several MiB at every layer of every
 step, so each step maps new pages and the kernel zero-fills them on first touch: on the
 2-core build machine EfficientNet-Lite0 spent more time in the kernel than in arithmetic
-(inference at 128 px: 116 images/s, user 6.9 s against system 10.3 s; with the thresholds
-below 452 images/s and no system time; ``bench/allocator.py`` measures it, docs/design.md 7).
+(inference at 128 px: 114 images/s, user 6.8 s against system 10.3 s; with the thresholds
+below 400 images/s and no system time; ``bench/allocator.py`` measures it, docs/design.md 7).
 Raising the mmap and trim thresholds to 1 GiB makes malloc reuse freed blocks, the behaviour
 PyTorch's own CUDA caching allocator gives GPU memory. Resident memory then stays at the
 run's peak instead of shrinking between steps.
