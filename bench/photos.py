@@ -28,7 +28,7 @@ curve of MAP@R against training seconds (mining included) used for the time-to-t
 comparison. Images are decoded once (``--cache-images``), so the timings measure the model.
 
     python bench/build_icon_dataset.py                 # once: data/icons (about 3 minutes)
-    python bench/photos.py                             # default + hybrid-classes, 3 seeds
+    python bench/photos.py                             # default + hybrid-classes, 3 seeds: 47 min
     python bench/photos.py --recipes default --seeds 0 --epochs 1 --out /tmp/photos.json
 
 Prints a markdown table and writes bench/results/photos.json.
