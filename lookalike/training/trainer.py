@@ -235,11 +235,17 @@ def train(config: TrainConfig, out_dir: str | Path, *, argv: list[str] | None = 
     run's own, on every hook (training/fit.py).
     """
     run = RunDirectory(Path(out_dir))
-    if run.holds_run():
+    config.validate()
+    # every process looks before the main one creates the folder: a rank that looked after
+    # would find the new run and refuse it (torchrun, lookalike/distributed.py)
+    group = join_from_env(select_device(config.machine.device))
+    already = run.holds_run()
+    if group.distributed:
+        torch.distributed.barrier()
+    if already:
         raise ConfigError(
             f"{run.root} already holds a run; pass --resume to continue it or choose another --out"
         )
-    config.validate()
     if is_main_process():
         run.root.mkdir(parents=True, exist_ok=True)
         run.write_config(config, argv)
