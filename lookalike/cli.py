@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import sys
 import traceback
 import warnings
@@ -433,6 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_malloc()  # reuse freed tensor memory (lookalike/allocator.py)
+    if "WORLD_SIZE" in os.environ:  # one of torchrun's processes
+        from lookalike.distributed import stop_on_sigterm
+
+        stop_on_sigterm()
     with warnings.catch_warnings():  # the showwarning below lasts for this command only
         if not args.verbose:
             warnings.showwarning = show_warning
@@ -448,6 +453,15 @@ def show_warning(message: Warning | str, category: type[Warning], filename: str,
     print(f"lookalike: warning: {text}", file=sys.stderr if file is None else file)
 
 
+def _lost_peer(error: RuntimeError) -> str | None:
+    """lookalike.distributed.lost_peer, without importing torch for other errors."""
+    if "torch.distributed" not in sys.modules:
+        return None
+    from lookalike.distributed import lost_peer
+
+    return lost_peer(error)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Call the parsed command; lookalike's errors (and OSErrors) become one line on stderr."""
     try:
@@ -460,6 +474,17 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("lookalike: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as exc:  # a torch.distributed collective whose peer stopped
+        lost = _lost_peer(exc)
+        if lost is None:
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        run = getattr(args, "resume", None) or getattr(args, "out", None)
+        resume = f"; resume from the last commit with: lookalike train --resume {run}" \
+            if args.command == "train" and run else ""
+        print(f"lookalike: error: {lost}{resume}", file=sys.stderr)
+        return 1
     except OSError as exc:
         if args.verbose:
             traceback.print_exc()

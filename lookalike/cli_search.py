@@ -109,15 +109,25 @@ def _data_source(args: argparse.Namespace) -> Any:
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
+    """Build an index; under torchrun every process embeds its share and the main one writes
+    the folder (lookalike/search/build.py)."""
+    import torch
+
+    from lookalike.distributed import barrier, join_from_env
     from lookalike.search import Index, IndexSpec
 
+    group = join_from_env(torch.device(args.device))  # alone, or one rank of torchrun's
     spec = IndexSpec(args.kind, **_option_values(args))
-    with Index.build(args.checkpoint, _data_source(args), args.out, split=args.split,
-                     spec=spec, skip_bad=args.skip_bad, batch_size=args.batch_size,
-                     device=args.device, overwrite=args.overwrite, runtime=args.runtime,
-                     progress=not args.quiet) as index:
+    Index.write(args.checkpoint, _data_source(args), args.out, split=args.split, spec=spec,
+                skip_bad=args.skip_bad, batch_size=args.batch_size, device=args.device,
+                overwrite=args.overwrite, runtime=args.runtime, progress=not args.quiet)
+    barrier()
+    if not group.is_main:
+        return 0
+    with Index.open(args.out) as index:
+        processes = f" by {group.world_size} processes" if group.distributed else ""
         print(f"indexed {len(index)} items ({index.kind}, {index.distance} distance, model "
-              f"{index.fingerprint}) in {args.out}")
+              f"{index.fingerprint}){processes} in {args.out}")
     return 0
 
 

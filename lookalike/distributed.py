@@ -19,6 +19,7 @@ Why each piece is needed for "the same answer as one process":
 from __future__ import annotations
 
 import os
+import signal
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,16 @@ def join_from_env(device: torch.device) -> ProcessGroup:
                         local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def process_device(device: torch.device, group: ProcessGroup) -> torch.device:
+    """The device this process runs on: under torchrun, "cuda" means this process's own GPU
+    (``cuda:LOCAL_RANK``, made current for NCCL); an explicit index or the CPU stays."""
+    if str(device) != "cuda" or not group.distributed:  # "cuda:1": the user named a GPU
+        return device
+    own = torch.device("cuda", group.local_rank)
+    torch.cuda.set_device(own)
+    return own
+
+
 def current_group() -> ProcessGroup:
     """The group this process has joined (alone when none was initialised)."""
     if not (dist.is_available() and dist.is_initialized()):
@@ -74,6 +85,35 @@ def current_group() -> ProcessGroup:
     return ProcessGroup(rank=dist.get_rank(), world_size=dist.get_world_size(),
                         backend=str(dist.get_backend()),
                         local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def stop_on_sigterm() -> None:
+    """Under torchrun, turn SIGTERM into KeyboardInterrupt: when one process fails or is
+    killed, torchrun's agent stops the others with SIGTERM, and each then stops as on
+    Ctrl-C (a training run commits its position) with one line instead of dying silently."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def lost_peer(error: BaseException) -> str | None:
+    """One line for a collective that failed because another process of the run stopped
+    (gloo: "Connection closed by peer"), or None for any other error."""
+    text = str(error)
+    from_gloo = isinstance(error, RuntimeError) and "/gloo/" in text  # gloo's own errors
+    if not (isinstance(error, dist.DistError) or from_gloo):
+        return None
+    lines = text.strip().splitlines()
+    cause = " ".join(lines[0].split()) if lines else type(error).__name__
+    cause = cause.split("] ", 1)[-1].split(". ", 1)[0][:160]  # without gloo's source path
+    rank = os.environ.get("RANK", "?")
+    world = os.environ.get("WORLD_SIZE", "?")
+    return (f"process {rank} of {world} lost contact with the others ({cause}): another "
+            "process of the run failed or was killed, so every process stops")
 
 
 def shard_bounds(items: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -112,6 +152,23 @@ def gather(local: torch.Tensor) -> torch.Tensor:
         return gather_with_grad(local.detach())
 
 
+def broadcast_flag(flag: bool) -> bool:
+    """The main process's ``flag``, on every rank (what the others pass is ignored)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) \
+        if dist.get_backend() == "nccl" else torch.device("cpu")  # NCCL moves CUDA tensors only
+    value = torch.tensor([int(flag)], device=device)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def barrier() -> None:
+    """Wait for every rank (alone: return at once)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm whose training statistics are those of the global batch across ranks.
 
@@ -133,11 +190,11 @@ def two_pass_batch_norm(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor,
     with gradient across ranks; the identity gives one process the same arithmetic).
 
     Two passes, as batch norm itself computes them: the mean, then the centred squares.
-    The result equals ``F.batch_norm`` up to rounding, and that rounding can matter: on a
-    7-image batch of the tests, computing one process's batch norm this way instead of with
-    PyTorch's kernel moved conv gradients by 2.7% (some unit's input sits at a kink), while
-    two processes matched the one-process two-pass result to 3e-6. So the distributed tests
-    compare against this arithmetic (tests/distributed/workers.py).
+    The result equals ``F.batch_norm`` up to rounding. On an ill-conditioned batch that
+    rounding is amplified: on a 7-image batch, one process's conv gradients moved by up to
+    5% between this arithmetic and PyTorch's kernel (which of the two matched the ranks
+    depended on the CPU), so the distributed tests use batches of 8 per class, where every
+    arithmetic agrees to 1e-5 (tests/distributed/test_distributed_training.py).
     """
     dims = [0, *range(2, x.dim())]  # every axis but the channels
     shape = [1, x.shape[1]] + [1] * (x.dim() - 2)

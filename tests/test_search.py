@@ -78,7 +78,7 @@ def by_id(index: Index) -> dict[int, np.ndarray]:
 
 
 class CountingEmbed:
-    """Stands in for ``embed`` in the build: counts the items embedded, can fail a call."""
+    """Stands in for ``embed_everywhere`` in the build (one process): counts the items embedded, can fail a call."""
 
     def __init__(self, fail_on_call: int | None = None) -> None:
         self.fail_on_call = fail_on_call
@@ -432,7 +432,7 @@ def test_an_interrupted_build_resumes_and_matches_an_uninterrupted_one(
     out = tmp_path / "index"
     partial = tmp_path / "index.partial"
     first = CountingEmbed(fail_on_call=3)
-    monkeypatch.setattr(build_module, "embed", first)
+    monkeypatch.setattr(build_module, "embed_everywhere", first)
     with pytest.raises(KeyboardInterrupt):
         build(checkpoint, tiny_folder, out)
     assert not out.exists() and partial.is_dir()
@@ -442,7 +442,7 @@ def test_an_interrupted_build_resumes_and_matches_an_uninterrupted_one(
     assert "unfinished build" in str(unfinished.value) and partial.name in str(unfinished.value)
 
     second = CountingEmbed()
-    monkeypatch.setattr(build_module, "embed", second)
+    monkeypatch.setattr(build_module, "embed_everywhere", second)
     messages: list[str] = []
     resumed = Index.build(checkpoint, tiny_folder, out, progress=False, log=messages.append)
     assert second.items == 48 - 20  # the two saved chunks were not embedded again
@@ -464,11 +464,11 @@ def test_a_stale_partial_of_another_model_is_not_reused(labelled: Index, checkpo
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build_module, "CHUNK_ITEMS", 10)
     out = tmp_path / "index"
-    monkeypatch.setattr(build_module, "embed", CountingEmbed(fail_on_call=4))
+    monkeypatch.setattr(build_module, "embed_everywhere", CountingEmbed(fail_on_call=4))
     with pytest.raises(KeyboardInterrupt):
         build(other_checkpoint, tiny_folder, out)
     counting = CountingEmbed()
-    monkeypatch.setattr(build_module, "embed", counting)
+    monkeypatch.setattr(build_module, "embed_everywhere", counting)
     index = build(checkpoint, tiny_folder, out)
     assert counting.items == 48  # everything embedded again, by the right model
     _, info = load_checkpoint(checkpoint)
@@ -487,13 +487,13 @@ def test_building_onto_an_index_needs_overwrite(labelled: Index, checkpoint: Pat
         build(checkpoint, images_of(tiny_folder)[:5], out)
     assert folder_state(out) == before
     # An overwrite that is interrupted leaves the old index in force ...
-    monkeypatch.setattr(build_module, "embed", CountingEmbed(fail_on_call=1))
+    monkeypatch.setattr(build_module, "embed_everywhere", CountingEmbed(fail_on_call=1))
     with pytest.raises(KeyboardInterrupt):
         build(checkpoint, images_of(tiny_folder)[:5], out, overwrite=True)
     with Index.open(out) as old:
         assert len(old) == 48
     # ... and one that finishes replaces it.
-    monkeypatch.setattr(build_module, "embed", embed)
+    monkeypatch.setattr(build_module, "embed_everywhere", embed)
     with build(checkpoint, images_of(tiny_folder)[:5], out, overwrite=True) as replaced:
         assert len(replaced) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]

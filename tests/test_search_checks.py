@@ -101,7 +101,7 @@ def test_a_build_from_a_model_giving_nan_writes_nothing(checkpoint: Path, tiny_f
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A diverged checkpoint embeds (some) images as NaN: one line naming the checkpoint,
     how many items and the first; no index folder and no partial one."""
-    monkeypatch.setattr(build_module, "embed", NonFiniteEmbed([7, 8, 30]))
+    monkeypatch.setattr(build_module, "embed_everywhere", NonFiniteEmbed([7, 8, 30]))
     out = tmp_path / "index"
     error = fails(capsys, ["index", "build", "--checkpoint", str(checkpoint), "--images",
                            str(tiny_folder), "--out", str(out), "--quiet"])
@@ -115,7 +115,7 @@ def test_a_nan_chunk_is_not_saved_and_earlier_chunks_are_kept(
         checkpoint: Path, tiny_folder: Path, shared: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build_module, "CHUNK_ITEMS", 10)
-    monkeypatch.setattr(build_module, "embed", NonFiniteEmbed([25]))
+    monkeypatch.setattr(build_module, "embed_everywhere", NonFiniteEmbed([25]))
     out = tmp_path / "index"
     message = one_line_error(lambda: Index.build(checkpoint, tiny_folder, out, **QUIET),
                              CheckpointError)
@@ -126,7 +126,7 @@ def test_a_nan_chunk_is_not_saved_and_earlier_chunks_are_kept(
     np.save(tmp_path / "index.partial" / "embeddings" / "0000000010.npy",
             np.full((10, 16), np.nan, dtype=np.float32))
     counting = CountingEmbed()
-    monkeypatch.setattr(build_module, "embed", counting)
+    monkeypatch.setattr(build_module, "embed_everywhere", counting)
     with Index.build(checkpoint, tiny_folder, out, **QUIET) as built, Index.open(shared) as one:
         assert counting.items == 48 - 10
         assert np.isfinite(stored_vectors(built.vectors)).all()
@@ -139,7 +139,7 @@ def test_adding_nan_embeddings_changes_nothing(folder: Path, tiny_folder: Path,
     before = folder_state(folder)
     new = images_of(tiny_folder)[:4]
     with Index.open(folder) as index:
-        monkeypatch.setattr(build_module, "embed", NonFiniteEmbed([2]))
+        monkeypatch.setattr(build_module, "embed_everywhere", NonFiniteEmbed([2]))
         message = one_line_error(lambda: index.add(new, **QUIET), CheckpointError)
         assert message.startswith(f"{index.store.model_dir} gives NaN or infinite embeddings "
                                   "for 1 of 4 items")

@@ -151,7 +151,7 @@ def test_a_build_that_fills_the_disk_resumes_exactly(
     assert not list(tmp_path.rglob(".*.tmp"))  # a failed write leaves no temporary file
 
     counting = CountingEmbed()
-    monkeypatch.setattr(build_module, "embed", counting)
+    monkeypatch.setattr(build_module, "embed_everywhere", counting)
     assert main(argv) == 0
     assert counting.items == embedded_again  # the chunks saved before the failure are kept
     assert folder_contents(out) == reference

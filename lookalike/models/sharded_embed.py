@@ -9,7 +9,7 @@ single process, and pools mined from it are the same. Alone, it is plain :func:`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,15 +35,23 @@ class Shard:
 
 
 def embed_everywhere(model: nn.Module, dataset: BatchDataset, batch_size: int = 256,
-                     device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
-    """(N, D) float32 embeddings of every item, computed in shares by all ranks."""
+                     device: str | torch.device = "cpu", progress: bool = True,
+                     on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """(N, D) float32 embeddings of every item, computed in shares by all ranks.
+
+    ``on_batch`` is called with the items of every round of batches (all ranks' together),
+    so a progress bar on one rank counts the whole run's work."""
     group = current_group()
     if not group.distributed:
-        return embed(model, dataset, batch_size=batch_size, device=device, progress=progress)
+        return embed(model, dataset, batch_size=batch_size, device=device, progress=progress,
+                     on_batch=on_batch)
     starts = list(range(0, len(dataset), batch_size))
-    mine = [embed(model, Shard(dataset, start, min(start + batch_size, len(dataset))),
-                  batch_size=batch_size, device=device, progress=False)
-            for start in starts[group.rank::group.world_size]]
+    mine = []
+    for start in starts[group.rank::group.world_size]:
+        mine.append(embed(model, Shard(dataset, start, min(start + batch_size, len(dataset))),
+                          batch_size=batch_size, device=device, progress=False))
+        if on_batch is not None:
+            on_batch(min(batch_size * group.world_size, len(dataset) - start))
     dim = mine[0].shape[1] if mine else model_dim(model, dataset, device)
     local = np.concatenate(mine) if mine else np.zeros((0, dim), dtype=np.float32)
     everyone = gather(torch.from_numpy(local).to(device)).cpu().numpy()

@@ -7,6 +7,11 @@ an interruption reuses the chunks already there, and a build of other data or by
 model starts clean. Only when the vectors, metadata and model copy are all written is the
 folder renamed to ``<out>``: an index folder that opens is always complete.
 
+Under ``torchrun`` every process embeds its share of each chunk (whole batches, dealt
+round-robin: ``models/sharded_embed.py``), so the vectors are bit-identical to one process's;
+only the main process reads and writes the folder, and tells the others which chunks it
+already holds.
+
 Every chunk is checked before it is saved: a model that gives NaN or infinite embeddings
 (weights of a run that diverged) stops the build with nothing of it written. A full disk,
 at any write, is one ``DiskFullError`` naming the file; the chunks saved before it stay, so
@@ -31,11 +36,13 @@ from lookalike import __version__
 from lookalike.data import UNLABELLED, FileCollection, ImageCollection
 from lookalike.data.dataset import ImageDataset
 from lookalike.data.pipeline import collection_digest
+from lookalike.distributed import ProcessGroup, broadcast_flag, current_group
 from lookalike.errors import CheckpointError, DataError, SearchIndexError
 from lookalike.export.runtime import Runtime, RuntimeModule
 from lookalike.files import atomic_path, fsync_dir, write_json
-from lookalike.models import Embedder, embed
+from lookalike.models import Embedder
 from lookalike.models.filepair import pair_paths
+from lookalike.models.sharded_embed import Shard, embed_everywhere
 from lookalike.search.spec import IndexSpec
 from lookalike.search.store import (
     MODEL_DIR,
@@ -98,53 +105,74 @@ def embed_collection(model: Embedder, collection: ImageCollection, work: Path | 
                      model_name: str | os.PathLike[str] = "the model",
                      runtime: Runtime | None = None) -> np.ndarray:
     """(N, D) float32 embeddings of ``collection`` as the index will store them, by
-    ``model`` or, when given, ``runtime`` (the same model in ONNX Runtime, say).
+    ``model`` or, when given, ``runtime`` (the same model in ONNX Runtime, say). Under
+    torchrun every process must call it; the main one gets the vectors, the others (0, D).
 
     With ``work``, chunks are saved there and reused by a rerun with the same model and items.
     Every chunk is checked first: non-finite embeddings raise ``CheckpointError`` naming
     ``model_name`` (the checkpoint) and are never saved.
     """
     config = model.config
+    group = current_group()
+    writes = work if group.is_main else None  # the other processes only embed
     dataset = ImageDataset(collection, size=config.input_size, channels=config.in_channels)
     n = len(collection)
     chunks = range(0, n, CHUNK_ITEMS)
-    if work is not None:
-        _prepare_work(work, {"fingerprint": fingerprint,
-                             "items": collection_digest(collection), "count": n,
-                             "chunk_items": CHUNK_ITEMS, "dim": config.embedding_dim}, log)
+    if writes is not None:
+        _prepare_work(writes, {"fingerprint": fingerprint,
+                               "items": collection_digest(collection), "count": n,
+                               "chunk_items": CHUNK_ITEMS, "dim": config.embedding_dim}, log)
     runner = model if runtime is None else RuntimeModule(runtime, config.embedding_dim)
     parts: list[np.ndarray] = []
-    with tqdm(total=n, unit="img", desc="embed", disable=not progress) as bar:
+    with tqdm(total=n, unit="img", desc="embed", disable=not (progress and group.is_main)) \
+            as bar:
 
         def advance(count: int) -> None:
             bar.update(count)
 
         for start in chunks:
             stop = min(start + CHUNK_ITEMS, n)
-            saved = None if work is None else work / "embeddings" / f"{start:010d}.npy"
-            if saved is not None and saved.is_file():
-                part = np.load(saved)
-                if part.shape == (stop - start, config.embedding_dim) \
-                        and not non_finite_rows(part).any():
-                    parts.append(part)
-                    bar.update(stop - start)
-                    continue
-            subset = _Slice(dataset, start, stop)
-            part = embed(runner, subset, batch_size=batch_size, device=device, progress=False,
-                         on_batch=advance)
+            saved = _saved_chunk(writes, start, (stop - start, config.embedding_dim))
+            if _everyone_skips(saved is not None, group, work):
+                if saved is not None:
+                    parts.append(saved)
+                bar.update(stop - start)
+                continue
+            part = embed_everywhere(runner, Shard(dataset, start, stop),
+                                    batch_size=batch_size, device=device, progress=False,
+                                    on_batch=advance)
             try:
                 check_embeddings(part, collection, os.fspath(model_name), start)
             except CheckpointError:
-                if work is not None and not any((work / "embeddings").glob("*.npy")):
-                    shutil.rmtree(work)  # this build wrote nothing worth keeping
+                if writes is not None and not any((writes / "embeddings").glob("*.npy")):
+                    shutil.rmtree(writes)  # this build wrote nothing worth keeping
                 raise
-            if saved is not None:
-                with atomic_path(saved) as tmp, open(tmp, "wb") as handle:
+            if writes is not None:
+                with atomic_path(writes / "embeddings" / f"{start:010d}.npy") as tmp, \
+                        open(tmp, "wb") as handle:
                     np.save(handle, part)
-            parts.append(part)
+            if group.is_main:
+                parts.append(part)
     if not parts:
         return np.zeros((0, config.embedding_dim), dtype=np.float32)
     return np.concatenate(parts)
+
+
+def _saved_chunk(work: Path | None, start: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The chunk from ``start`` that an interrupted build saved in ``work``, if whole."""
+    saved = None if work is None else work / "embeddings" / f"{start:010d}.npy"
+    if saved is None or not saved.is_file():
+        return None
+    part = np.load(saved)
+    return part if part.shape == shape and not non_finite_rows(part).any() else None
+
+
+def _everyone_skips(main_has_it: bool, group: ProcessGroup, work: Path | None) -> bool:
+    """Whether the main process holds this chunk already (the other processes ask it): a
+    build resumed under torchrun skips the same chunks on every rank."""
+    if work is None:  # nothing is saved, so nothing is skipped
+        return False
+    return broadcast_flag(main_has_it) if group.distributed else main_has_it
 
 
 def check_vectors(vectors: np.ndarray, collection: ImageCollection) -> None:
@@ -156,19 +184,6 @@ def check_vectors(vectors: np.ndarray, collection: ImageCollection) -> None:
         first = collection.source(int(np.flatnonzero(bad)[0]))
         raise DataError(f"{int(bad.sum())} of the {len(vectors)} vectors hold NaN or infinite "
                         f"values (the first: {first}); nothing was written")
-
-
-class _Slice:
-    """Items ``start .. stop`` of a dataset, with the ``batch`` interface ``embed`` uses."""
-
-    def __init__(self, dataset: ImageDataset, start: int, stop: int) -> None:
-        self.dataset, self.start, self.stop = dataset, start, stop
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.dataset.batch(torch.as_tensor(indices) + self.start)
 
 
 def _prepare_work(work: Path, key: dict[str, Any], log: Callable[[str], None]) -> None:
@@ -218,14 +233,17 @@ def write_index_folder(out: Path, *, model: Embedder, fingerprint: str, checkpoi
                        log: Callable[[str], None] = print,
                        runtime: Runtime | None = None) -> None:
     """Embed ``collection`` with ``model`` (run by ``runtime`` if given) and write the
-    index folder ``out``."""
-    if out.exists() and not overwrite:
+    index folder ``out`` (under torchrun: every process embeds, the main one writes)."""
+    group = current_group()
+    if broadcast_flag(out.exists()) and not overwrite:  # the main process's view, everywhere
         raise SearchIndexError(f"{out} already exists: grow it with `lookalike index add`, "
                                "or pass --overwrite to replace it")
     work = partial_folder(out)
     vectors = embed_collection(model, collection, work, batch_size=batch_size, device=device,
                                progress=progress, log=log, fingerprint=fingerprint,
                                model_name=checkpoint, runtime=runtime)
+    if not group.is_main:
+        return
     resolved = spec.resolved(len(vectors))
     distance = model.config.distance  # the index searches and reports what the model learnt
     log(f"building a {resolved.kind} index ({distance} distance) over {len(vectors)} vectors "

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, cast
 
 import faiss
 import numpy as np
+import torch
 from PIL import Image
 from torch import nn
 
@@ -42,6 +43,7 @@ from lookalike.data import (
     scan_images,
 )
 from lookalike.data.folder import has_loose_images
+from lookalike.distributed import barrier, current_group, process_device
 from lookalike.errors import ConfigError, DataError, SearchIndexError
 from lookalike.export import ONNX_FILE, Runtime, TorchRuntime, choose_runtime
 from lookalike.files import write_bytes
@@ -185,21 +187,41 @@ class Index:
               device: str = "cpu", overwrite: bool = False, progress: bool = True,
               backbone: nn.Module | None = None, runtime: str = "torch",
               log: Callable[[str], None] = print) -> Index:
+        """Embed ``data`` with the checkpoint's model, write a new index folder ``out``
+        (:meth:`write`) and open it."""
+        cls.write(checkpoint, data, out, split=split, spec=spec, skip_bad=skip_bad,
+                  batch_size=batch_size, device=device, overwrite=overwrite,
+                  progress=progress, backbone=backbone, runtime=runtime, log=log)
+        barrier()  # under torchrun, the main process has written it for everyone
+        return cls.open(out, device=device, backbone=backbone)
+
+    @classmethod
+    def write(cls, checkpoint: str | os.PathLike[str], data: DataSource,
+              out: str | os.PathLike[str], *, split: str | None = None,
+              spec: IndexSpec | None = None, skip_bad: bool = False, batch_size: int = 256,
+              device: str = "cpu", overwrite: bool = False, progress: bool = True,
+              backbone: nn.Module | None = None, runtime: str = "torch",
+              log: Callable[[str], None] = print) -> None:
         """Embed ``data`` with the checkpoint's model and write a new index folder ``out``.
 
         ``runtime`` embeds it: ``torch``, ``onnx`` or ``auto`` (from ``AUTO_ONNX_ITEMS``
         items on, the faster of the two at ``batch_size``, timed first); an ONNX export made
         on the way is kept in the folder (``model/model.onnx``) for the server. An
-        interrupted build resumes when run again with the same model and data.
+        interrupted build resumes when run again with the same model and data. Under
+        torchrun every process calls it: each embeds its share, the main one writes
+        (``build.py``), and ``auto`` means PyTorch, since timings could pick differently on
+        different processes.
         """
+        group = current_group()
+        device = str(process_device(torch.device(device), group))
         model, info = load_checkpoint(checkpoint, backbone=backbone)
         collection = open_data(data, split, skip_bad=skip_bad)
         name = None if isinstance(data, ImageCollection | list | tuple) else _path_of(data)
-        if runtime == "auto" and len(collection) < AUTO_ONNX_ITEMS:
+        if runtime == "auto" and (len(collection) < AUTO_ONNX_ITEMS or group.distributed):
             runtime = "torch"  # an export (seconds) would cost more than it could save
         choice = choose_runtime(model, runtime, device=device, batches=(min(batch_size, 64),),
                                 name=str(checkpoint), log=log)
-        if runtime != "torch":
+        if runtime != "torch" and group.is_main:
             log(f"embedding with {choice.runtime.name}")
         write_index_folder(Path(out), model=model, fingerprint=info.fingerprint,
                            checkpoint=Path(checkpoint), collection=collection,
@@ -207,9 +229,8 @@ class Index:
                            device=device, overwrite=overwrite, progress=progress, log=log,
                            runtime=None if isinstance(choice.runtime, TorchRuntime)
                            else choice.runtime)
-        if choice.exported is not None:
+        if choice.exported is not None and group.is_main:
             write_bytes(Path(out) / MODEL_DIR / ONNX_FILE, choice.exported)
-        return cls.open(out, device=device, backbone=backbone)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, device: str = "cpu",

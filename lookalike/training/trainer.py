@@ -20,7 +20,12 @@ import torch
 from lookalike.allocator import tune_malloc
 from lookalike.data import ImageDataset
 from lookalike.data.pipeline import cache_resized, default_cache_dir
-from lookalike.distributed import current_group, globalise_batchnorm, join_from_env
+from lookalike.distributed import (
+    current_group,
+    globalise_batchnorm,
+    join_from_env,
+    process_device,
+)
 from lookalike.errors import ConfigError, TrainingInterrupted
 from lookalike.models import EmbedderConfig, build_embedder, pretrained_normalization
 from lookalike.models.checkpoint import load_checkpoint
@@ -165,8 +170,8 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
     tune_malloc()
     if machine.threads:
         torch.set_num_threads(machine.threads)
-    device = select_device(machine.device)
-    group = join_from_env(device)  # alone, or one rank of a torchrun launch
+    group = join_from_env(select_device(machine.device))  # alone, or a rank of torchrun's
+    device = process_device(select_device(machine.device), group)
     torch.manual_seed(machine.seed)  # the global stream, for any library that draws from it
     data = open_data(config, show_progress, log)
     resuming = resuming and run.state.exists()

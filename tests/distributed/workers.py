@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,29 +105,6 @@ def gradient_job(rank: int, world: int, data: str, options: dict[str, Any]
     return first_step_gradients(data, options)
 
 
-@contextlib.contextmanager
-def two_pass_batch_norm_alone() -> Iterator[None]:
-    """One process whose training-mode batch norms use the distributed arithmetic
-    (``lookalike.distributed.two_pass_batch_norm`` with no reduction), so that a comparison
-    with several processes measures the distribution, not PyTorch's batch-norm kernel."""
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-    from lookalike.distributed import two_pass_batch_norm
-
-    plain = _BatchNorm.forward
-
-    def forward(self: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return plain(self, x)
-        return two_pass_batch_norm(self, x, lambda t: t)
-
-    _BatchNorm.forward = forward  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        _BatchNorm.forward = plain  # type: ignore[method-assign]
-
-
 def first_step_gradients(data: str, options: dict[str, Any]) -> dict[str, torch.Tensor]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as every rank: the pools must not depend on BLAS threads
@@ -180,3 +156,51 @@ def _first_step_gradients(data: str, options: dict[str, Any]) -> dict[str, torch
     model.train()
     train_step(state, strategy.loss, images, labels)
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def shard_job(rank: int, world: int, data: str, checkpoint: str) -> dict[str, Any]:
+    """Embed ``data`` in shares (the evaluation's path) and mine pools from it (the hybrid's
+    path), with small batches so that each rank gets several, unevenly."""
+    from lookalike.data import ImageDataset, open_collection
+    from lookalike.mining.model import mine_with_model
+    from lookalike.mining.pools import PoolConfig
+    from lookalike.models import load_checkpoint
+    from lookalike.models.sharded_embed import embed_everywhere
+
+    model, _ = load_checkpoint(checkpoint)
+    collection = open_collection(data)
+    dataset = ImageDataset(collection, size=model.config.input_size,
+                           channels=model.config.in_channels)
+    embeddings = embed_everywhere(model, dataset, batch_size=5, progress=False)
+    mined = mine_with_model(model, dataset, collection.labels,
+                            PoolConfig(hard_positives=3, hard_negatives=4), progress=False)
+    pools = mined.pools
+    return {"embeddings": embeddings, "positive_index": pools.positive_index,
+            "negative_index": pools.negative_index, "negative_distance": pools.negative_distance}
+
+
+def index_build_job(rank: int, world: int, data: str, checkpoint: str, out: str,
+                    chunk_items: int) -> dict[str, Any]:
+    """Write an index of ``data`` from every rank (chunks of ``chunk_items``); rank 0
+    reports its vectors, rows and what the build logged about resuming."""
+    import lookalike.search.build as build
+    from lookalike.search import Index
+
+    build.CHUNK_ITEMS = chunk_items  # several chunks from a tiny folder
+    log: list[str] = []
+    Index.write(checkpoint, data, out, batch_size=5, progress=False, log=log.append)
+    dist.barrier()
+    return {**index_contents(out), "log": log} if rank == 0 else {}
+
+
+def index_contents(folder: str) -> dict[str, Any]:
+    """An index folder's ids, vectors and item rows, for comparing two builds."""
+    from lookalike.search import Index
+    from lookalike.search.vectors import stored_ids, stored_vectors
+
+    with Index.open(folder) as index:
+        ids = stored_ids(index.vectors)
+        records = index.records(ids.tolist())
+        return {"ids": ids, "vectors": stored_vectors(index.vectors),
+                "records": [(r.id, r.source, r.path, r.label) for r in records.values()],
+                "fingerprint": index.fingerprint, "kind": index.kind}
