@@ -78,7 +78,8 @@ def by_id(index: Index) -> dict[int, np.ndarray]:
 
 
 class CountingEmbed:
-    """Stands in for ``embed_everywhere`` in the build (one process): counts the items embedded, can fail a call."""
+    """Stands in for ``embed_everywhere`` in the build (one process): counts the items
+    embedded, can fail a call."""
 
     def __init__(self, fail_on_call: int | None = None) -> None:
         self.fail_on_call = fail_on_call
