@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the local CPU wheel; an unpinned torch would pull GBs of CUDA.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,pretrained,onnx]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,pretrained,onnx,qdrant]'
 	touch $(STAMP)
 
 setup: $(STAMP)

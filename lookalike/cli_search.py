@@ -20,7 +20,10 @@ EXAMPLES = {
   lookalike index build --checkpoint runs/photos/best --images big/ --kind hnsw --out idx
   lookalike index add --index indexes/photos --images new-photos/
   lookalike index remove --index indexes/photos 12 13 14
-  lookalike index info --index indexes/photos""",
+  lookalike index info --index indexes/photos
+  lookalike index build --checkpoint runs/photos/best --images photos/ --out indexes/photos \
+      --backend qdrant --qdrant http://localhost:6333 --collection photos
+  lookalike index export --index indexes/fm-test --to qdrant qdrant-data/ --out indexes/fm-q""",
     "search": """examples:
   lookalike search --index indexes/photos shoe.png bag.jpg -k 5
   lookalike search --index indexes/fm-test --id 0 --id 17 --grid results.png
@@ -116,18 +119,56 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from lookalike.distributed import barrier, join_from_env
     from lookalike.search import Index, IndexSpec
 
+    qdrant = _qdrant_target(args)  # before joining: a bad option costs no process group
     group = join_from_env(torch.device(args.device))  # alone, or one rank of torchrun's
     spec = IndexSpec(args.kind, **_option_values(args))
     Index.write(args.checkpoint, _data_source(args), args.out, split=args.split, spec=spec,
                 skip_bad=args.skip_bad, batch_size=args.batch_size, device=args.device,
-                overwrite=args.overwrite, runtime=args.runtime, progress=not args.quiet)
+                overwrite=args.overwrite, runtime=args.runtime, progress=not args.quiet,
+                qdrant=qdrant, collection=args.collection)
     barrier()
     if not group.is_main:
         return 0
     with Index.open(args.out) as index:
         processes = f" by {group.world_size} processes" if group.distributed else ""
+        where = (f", Qdrant collection {args.collection or Path(args.out).name!r} at "
+                 f"{qdrant}" if qdrant is not None else "")
         print(f"indexed {len(index)} items ({index.kind}, {index.distance} distance, model "
-              f"{index.fingerprint}){processes} in {args.out}")
+              f"{index.fingerprint}){processes} in {args.out}{where}")
+    return 0
+
+
+def _qdrant_target(args: argparse.Namespace) -> str | None:
+    """--backend / --qdrant / --collection, checked together: where the vectors go."""
+    if args.backend == "faiss":
+        for flag, value in (("--qdrant", args.qdrant), ("--collection", args.collection)):
+            if value is not None:
+                raise ConfigError(f"{flag} is for --backend qdrant (the FAISS backend keeps "
+                                  "its vectors in the index folder)")
+        return None
+    if args.qdrant is None:
+        raise ConfigError("--backend qdrant needs --qdrant URL_OR_PATH (a server such as "
+                          "http://localhost:6333, or a folder for the local mode)")
+    if args.kind != "auto":
+        raise ConfigError(f"--kind {args.kind} is a FAISS index kind; Qdrant indexes the "
+                          "collection itself (HNSW on a server, exact in the local mode)")
+    return str(args.qdrant)
+
+
+def cmd_index_export(args: argparse.Namespace) -> int:
+    from lookalike.search.qdrant.build import export_to_qdrant
+
+    backend, location = args.to
+    if backend != "qdrant":
+        raise ConfigError(f"--to {backend}: the backend to export to must be qdrant")
+    target = export_to_qdrant(args.index, location, args.out, name=args.collection,
+                              overwrite=args.overwrite, progress=not args.quiet)
+    from lookalike.search.qdrant.index import QdrantIndex
+
+    with QdrantIndex.open(target) as index:
+        print(f"exported {len(index)} items to Qdrant collection {index.collection!r} at "
+              f"{index.location}; the index folder is {target} (the source {args.index} is "
+              "unchanged)")
     return 0
 
 
@@ -195,7 +236,7 @@ def _run_queries(args: argparse.Namespace,
     if args.queries:
         decoded = [decode_image(query) for query in args.queries]  # once, for search and grid
         results += index.search(decoded, k)
-        known = set(index.store.labels())
+        known = set(index.labels())
         for query in args.queries:
             names.append(query)
             parent = Path(query).resolve().parent.name  # a query from a class folder
@@ -331,7 +372,35 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
                        "export made for the build is kept in the folder for the server")
     add_sources(build)
     add_index_spec_options(build)
+    backend = build.add_argument_group("where the vectors live")
+    backend.add_argument("--backend", choices=("faiss", "qdrant"), default="faiss",
+                         help="faiss (default): a FAISS index inside the folder; qdrant: a "
+                         "Qdrant collection (--qdrant), the folder keeps the model and a "
+                         "manifest")
+    backend.add_argument("--qdrant", metavar="URL_OR_PATH",
+                         help="with --backend qdrant: a server or cluster URL "
+                         "(http://host:6333; API key from $QDRANT_API_KEY) or a folder for "
+                         "Qdrant's local mode (one process at a time, for tests and small "
+                         "collections)")
+    backend.add_argument("--collection", metavar="NAME",
+                         help="with --backend qdrant: the collection's name (an alias, "
+                         "switched only when the new collection is whole; default: the "
+                         "--out folder's name)")
     build.set_defaults(func=cmd_index_build)
+
+    export = action("export", "Copy a FAISS index folder into a Qdrant collection.")
+    export.add_argument("--index", required=True, help="the FAISS index folder to copy "
+                        "(only read)")
+    export.add_argument("--to", nargs=2, required=True, metavar=("BACKEND", "URL_OR_PATH"),
+                        help="qdrant and a server URL (http://host:6333) or a local-mode "
+                        "folder")
+    export.add_argument("--collection", metavar="NAME",
+                        help="the collection's name (default: the new folder's name)")
+    export.add_argument("--out", help="the Qdrant index folder to write (default: "
+                        "INDEX-qdrant next to INDEX)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an existing folder or collection of that name")
+    export.set_defaults(func=cmd_index_export)
 
     add = action("add", "Embed more images with the index's own model and add them.")
     add.add_argument("--index", required=True, help="the index folder")

@@ -19,18 +19,21 @@ from .test_search_distances import checkpoint_for
 
 CLASSES = 3  # the tiny checkpoint's class names: class_0 .. class_2
 PER_CLASS = 8
+BACKENDS = ("faiss", "qdrant")
 
 
-def build_tiny_index(root: Path, distance: str = "euclidean") -> Index:
+def build_tiny_index(root: Path, distance: str = "euclidean", backend: str = "faiss") -> Index:
     """A flat index over a generated 3-class x 8-image folder under ``root``; with another
     ``distance`` than the default, by a model trained (so its checkpoint says) with it and
-    spread out over the images, so that distances are of order 1."""
+    spread out over the images, so that distances are of order 1. ``backend`` "qdrant"
+    keeps the vectors in a Qdrant collection in local mode (under ``root``)."""
     folder = write_class_folder(root / "images", classes=CLASSES, per_class=PER_CLASS)
     if distance == "euclidean":
         checkpoint = save_tiny_checkpoint(root / "checkpoint", seed=0)
     else:
         checkpoint = checkpoint_for(root, distance, images=images_of(folder))
-    return Index.build(checkpoint, folder, root / "index", progress=False,
+    qdrant = root / "qdrant" if backend == "qdrant" else None
+    return Index.build(checkpoint, folder, root / "index", progress=False, qdrant=qdrant,
                        log=lambda *_: None)
 
 

@@ -29,7 +29,14 @@ from lookalike.service.limits import MULTIPART_OVERHEAD, BodySizeLimit
 from lookalike.service.server import DEFAULT_HOST, is_loopback
 from lookalike.service.thumbnails import ThumbnailCache
 
-from .service_fixtures import CLASSES, PER_CLASS, build_tiny_index, encode, item_path
+from .service_fixtures import (
+    BACKENDS,
+    CLASSES,
+    PER_CLASS,
+    build_tiny_index,
+    encode,
+    item_path,
+)
 
 ITEMS = CLASSES * PER_CLASS
 QUERY_ID = 5
@@ -38,9 +45,12 @@ SETTINGS = ServiceSettings(max_upload_bytes=50_000, max_pixels=1_000_000, defaul
 SECRETS = (b"root:", b"[build-system]")
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
-    index = build_tiny_index(tmp_path_factory.mktemp("service"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def index(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+    """The tiny index, in a FAISS folder and in a (local-mode) Qdrant collection: every
+    test of the service runs over both backends."""
+    index = build_tiny_index(tmp_path_factory.mktemp("service"), backend=request.param)
     yield index
     index.close()
 
@@ -488,7 +498,7 @@ def test_item_image_that_vanished_is_404(index: Index,
     """Files moved or deleted since indexing: a 404 naming the item, not a 500."""
     missing = item_path(index, 0).with_name("gone.png")
     record = index.records([QUERY_ID])[QUERY_ID]
-    monkeypatch.setattr(index.store, "records", lambda ids: {
+    monkeypatch.setattr(index, "records", lambda ids: {
         i: type(record)(i, str(missing), str(missing), record.label, record.added_at)
         for i in ids})
     with TestClient(create_app(index, SETTINGS), raise_server_exceptions=False) as fresh:

@@ -262,10 +262,10 @@ def write_index_folder(out: Path, *, model: Embedder, fingerprint: str, checkpoi
     shutil.rmtree(work / "embeddings")
     (work / "build.json").unlink()
     remove_leftovers(work)
-    _move_into_place(work, out)
+    move_into_place(work, out)
 
 
-def _move_into_place(work: Path, out: Path) -> None:
+def move_into_place(work: Path, out: Path) -> None:
     """Rename the finished folder to ``out``, replacing an old index only now."""
     old = out.with_name(out.name + ".old")
     if old.exists():  # left by a build killed between its two renames

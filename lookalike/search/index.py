@@ -19,13 +19,12 @@ are read together), and ``refresh()`` loads it for everything else (``len``, ``s
 from __future__ import annotations
 
 import io
-import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import faiss
 import numpy as np
@@ -54,7 +53,9 @@ from lookalike.search.build import (
     new_items,
     write_index_folder,
 )
+from lookalike.search.duplicates import check_duplicate_options, duplicate_groups
 from lookalike.search.idmap import clone
+from lookalike.search.qdrant.manifest import is_qdrant_folder
 from lookalike.search.queries import Query, query_batch
 from lookalike.search.reported import folder_distance
 from lookalike.search.spec import IndexSpec
@@ -70,6 +71,7 @@ from lookalike.search.vectors import (
     vectors_of,
 )
 
+OpenIndex = TypeVar("OpenIndex", bound="Index")
 DataSource = ImageCollection | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
@@ -118,6 +120,18 @@ class Loaded(NamedTuple):
             at = np.minimum(np.searchsorted(self.sorted_ids, wanted), len(self.sorted_ids) - 1)
             found[storable] = self.sorted_ids[at] == wanted
         return found
+
+
+def without_queries(query_ids: Sequence[int], neighbors: Neighbors, k: int) -> Neighbors:
+    """The k nearest of each row of ``neighbors`` (k + 1 found) other than its query item
+    (``more_like``: an item is not its own lookalike)."""
+    ids, distances = [], []
+    for query, row_ids, row_d in zip(query_ids, neighbors.ids, neighbors.distances,
+                                     strict=True):
+        keep = row_ids != query
+        ids.append(row_ids[keep][:k])
+        distances.append(row_d[keep][:k])
+    return Neighbors(np.stack(ids), np.stack(distances))
 
 
 AUTO_ONNX_ITEMS = 2048
@@ -171,6 +185,10 @@ class Index:
         self.spec = IndexSpec.from_dict(store.meta["spec"])
         self.reported = folder_distance(store.meta, store.folder)
         self._use_vectors(vectors, int(store.meta["generation"]))
+        self._start_embedding(device, backbone)
+
+    def _start_embedding(self, device: str, backbone: nn.Module | None) -> None:
+        """The query side, loaded on first use: the index's own model and its runtime."""
         self.device = device
         self._backbone = backbone
         self._model: Embedder | None = None
@@ -182,16 +200,11 @@ class Index:
 
     @classmethod
     def build(cls, checkpoint: str | os.PathLike[str], data: DataSource,
-              out: str | os.PathLike[str], *, split: str | None = None,
-              spec: IndexSpec | None = None, skip_bad: bool = False, batch_size: int = 256,
-              device: str = "cpu", overwrite: bool = False, progress: bool = True,
-              backbone: nn.Module | None = None, runtime: str = "torch",
-              log: Callable[[str], None] = print) -> Index:
+              out: str | os.PathLike[str], *, device: str = "cpu",
+              backbone: nn.Module | None = None, **options: Any) -> Index:
         """Embed ``data`` with the checkpoint's model, write a new index folder ``out``
-        (:meth:`write`) and open it."""
-        cls.write(checkpoint, data, out, split=split, spec=spec, skip_bad=skip_bad,
-                  batch_size=batch_size, device=device, overwrite=overwrite,
-                  progress=progress, backbone=backbone, runtime=runtime, log=log)
+        (:meth:`write`, which takes the ``options``) and open it."""
+        cls.write(checkpoint, data, out, device=device, backbone=backbone, **options)
         barrier()  # under torchrun, the main process has written it for everyone
         return cls.open(out, device=device, backbone=backbone)
 
@@ -201,8 +214,11 @@ class Index:
               spec: IndexSpec | None = None, skip_bad: bool = False, batch_size: int = 256,
               device: str = "cpu", overwrite: bool = False, progress: bool = True,
               backbone: nn.Module | None = None, runtime: str = "torch",
+              qdrant: str | os.PathLike[str] | None = None, collection: str | None = None,
               log: Callable[[str], None] = print) -> None:
-        """Embed ``data`` with the checkpoint's model and write a new index folder ``out``.
+        """Embed ``data`` with the checkpoint's model and write a new index folder ``out``:
+        FAISS vectors in the folder, or with ``qdrant`` (a URL or a local-mode folder) a
+        Qdrant collection ``collection`` (default: the folder's name) that the folder names.
 
         ``runtime`` embeds it: ``torch``, ``onnx`` or ``auto`` (from ``AUTO_ONNX_ITEMS``
         items on, the faster of the two at ``batch_size``, timed first); an ONNX export made
@@ -215,20 +231,25 @@ class Index:
         group = current_group()
         device = str(process_device(torch.device(device), group))
         model, info = load_checkpoint(checkpoint, backbone=backbone)
-        collection = open_data(data, split, skip_bad=skip_bad)
+        items = open_data(data, split, skip_bad=skip_bad)
         name = None if isinstance(data, ImageCollection | list | tuple) else _path_of(data)
-        if runtime == "auto" and (len(collection) < AUTO_ONNX_ITEMS or group.distributed):
+        if runtime == "auto" and (len(items) < AUTO_ONNX_ITEMS or group.distributed):
             runtime = "torch"  # an export (seconds) would cost more than it could save
         choice = choose_runtime(model, runtime, device=device, batches=(min(batch_size, 64),),
                                 name=str(checkpoint), log=log)
         if runtime != "torch" and group.is_main:
             log(f"embedding with {choice.runtime.name}")
-        write_index_folder(Path(out), model=model, fingerprint=info.fingerprint,
-                           checkpoint=Path(checkpoint), collection=collection,
-                           spec=spec or IndexSpec(), data=name, batch_size=batch_size,
-                           device=device, overwrite=overwrite, progress=progress, log=log,
-                           runtime=None if isinstance(choice.runtime, TorchRuntime)
-                           else choice.runtime)
+        embedder = None if isinstance(choice.runtime, TorchRuntime) else choice.runtime
+        common: dict[str, Any] = {
+            "model": model, "fingerprint": info.fingerprint, "checkpoint": Path(checkpoint),
+            "collection": items, "data": name, "batch_size": batch_size, "device": device,
+            "overwrite": overwrite, "progress": progress, "log": log, "runtime": embedder}
+        if qdrant is not None:
+            from lookalike.search.qdrant.build import write_qdrant_folder
+
+            write_qdrant_folder(Path(out), location=qdrant, name=collection, **common)
+        else:
+            write_index_folder(Path(out), spec=spec or IndexSpec(), **common)
         if choice.exported is not None and group.is_main:
             write_bytes(Path(out) / MODEL_DIR / ONNX_FILE, choice.exported)
 
@@ -239,6 +260,10 @@ class Index:
         """Open an index folder; ``search_options`` (e.g. ``{"ef_search": 128}``, any
         search-time option of a kind; None values are skipped) override the stored recall
         knobs for this session. Options of other kinds than the index's are ignored."""
+        if is_qdrant_folder(path):
+            from lookalike.search.qdrant.index import QdrantIndex
+
+            return QdrantIndex.open(path, device=device, backbone=backbone)
         store = IndexStore.open(path)
         try:
             index = cls(store, store.read_vectors(), device=device, backbone=backbone)
@@ -258,7 +283,7 @@ class Index:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> Index:
+    def __enter__(self: OpenIndex) -> OpenIndex:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -299,8 +324,18 @@ class Index:
         return self.store.folder
 
     @property
+    def model_dir(self) -> Path:
+        """The folder holding the copy of the model that embedded the items."""
+        return self.store.model_dir
+
+    @property
     def fingerprint(self) -> str:
         return str(self.store.meta["fingerprint"])
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the vectors (the model's embedding size)."""
+        return int(self.store.meta["dim"])
 
     @property
     def distance(self) -> str:
@@ -323,11 +358,11 @@ class Index:
             return self._model
         with self._model_lock:
             if self._model is None:
-                model, info = load_checkpoint(self.store.model_dir, backbone=self._backbone,
+                model, info = load_checkpoint(self.model_dir, backbone=self._backbone,
                                               device=self.device)
                 if info.fingerprint != self.fingerprint:
                     raise SearchIndexError(
-                        f"{self.store.model_dir} holds model {info.fingerprint}, but the "
+                        f"{self.model_dir} holds model {info.fingerprint}, but the "
                         f"index's vectors come from model {self.fingerprint}: damaged folder")
                 self._model = model.eval()
             return self._model
@@ -350,7 +385,7 @@ class Index:
     @property
     def onnx_path(self) -> Path:
         """Where the index's model, exported to ONNX, is kept (if it was exported)."""
-        return self.store.model_dir / ONNX_FILE
+        return self.model_dir / ONNX_FILE
 
     def info(self) -> dict[str, Any]:
         """A summary for ``lookalike index info``."""
@@ -358,26 +393,34 @@ class Index:
         return {"path": str(self.path), "items": len(self), "kind": self.kind,
                 "distance": self.distance, "metric": self.metric, "dim": meta["dim"],
                 "fingerprint": self.fingerprint,
-                "spec": self.spec.to_dict(), "labels": self.store.labels(),
+                "spec": self.spec.to_dict(), "labels": self.labels(),
                 "data": meta.get("data"), "checkpoint": meta.get("checkpoint"),
                 "created_at": meta.get("created_at"),
                 "lookalike_version": meta.get("lookalike_version")}
+
+    def labels(self) -> dict[str | None, int]:
+        """How many items each label has (None: unlabelled)."""
+        return self.store.labels()
 
     def records(self, ids: Sequence[int]) -> dict[int, ItemRecord]:
         return self.store.records(ids)
 
     def image(self, item_id: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
         """Item ``item_id``'s image, from the index's own record (stored PNG or file path)."""
-        record = self.store.records([item_id]).get(int(item_id))
+        record = self.records([item_id]).get(int(item_id))
         if record is None:
             raise SearchIndexError(f"no such item: {item_id} (no item has this id in "
                                    f"{self.path})")
-        stored = self.store.image_bytes(item_id)
+        stored = self._stored_png(int(item_id))
         if stored is not None:
             return decode_image(io.BytesIO(stored), max_pixels=max_pixels, name=record.source)
         if record.path is None:
             raise SearchIndexError(f"item {item_id} ({record.source}) has no stored image")
         return decode_image(record.path, max_pixels=max_pixels)
+
+    def _stored_png(self, item_id: int) -> bytes | None:
+        """The PNG the folder keeps for an in-memory item (None for file items)."""
+        return self.store.image_bytes(item_id)
 
     def sample_ids(self, n: int, seed: int | None = None) -> np.ndarray:
         """Up to ``n`` distinct random ids (seeded when ``seed`` is given), drawn from the
@@ -386,7 +429,11 @@ class Index:
             raise ConfigError(f"the number of random items must be >= 1, got {n}")
         if seed is not None and seed < 0:
             raise ConfigError(f"seed must be >= 0, got {seed}")
-        return np.random.default_rng(seed).permutation(self._loaded.sorted_ids)[:n]
+        return np.random.default_rng(seed).permutation(self._all_ids())[:n]
+
+    def _all_ids(self) -> np.ndarray:
+        """(N,) every id, ascending."""
+        return self._loaded.sorted_ids
 
     # -- searching -----------------------------------------------------------------------
 
@@ -470,21 +517,14 @@ class Index:
                                        f"{self.path})")
             vectors = vectors_of(loaded.vectors, np.array(wanted, dtype=np.int64))
             self._check_k(k, extra=1, size=len(loaded.ids))
-            neighbors = self._search(loaded, vectors, k + 1)
-            ids, distances = [], []
-            for query, row_ids, row_d in zip(wanted, neighbors.ids, neighbors.distances,
-                                             strict=True):
-                keep = row_ids != query
-                ids.append(row_ids[keep][:k])
-                distances.append(row_d[keep][:k])
-            return Neighbors(np.stack(ids), np.stack(distances))
+            return without_queries(wanted, self._search(loaded, vectors, k + 1), k)
 
         return self._answer(find)
 
     def hits(self, neighbors: Neighbors) -> list[list[Hit]]:
         """Attach each neighbour's metadata (one SQLite query for the whole batch)."""
         return self._with_records(
-            neighbors, self.store.records(neighbors.ids[neighbors.ids >= 0].tolist()))
+            neighbors, self.records(neighbors.ids[neighbors.ids >= 0].tolist()))
 
     @staticmethod
     def _with_records(neighbors: Neighbors,
@@ -526,7 +566,7 @@ class Index:
         collection = open_data(data, split, skip_bad=skip_bad)
         vectors = embed_collection(self.model, collection, batch_size=batch_size,
                                    device=self.device, progress=progress, log=log,
-                                   model_name=self.store.model_dir)
+                                   model_name=self.model_dir)
         return self.add_vectors(vectors, collection, self.fingerprint)
 
     def add_vectors(self, vectors: Any, collection: ImageCollection,
@@ -550,20 +590,25 @@ class Index:
 
     def remove(self, ids: Sequence[int]) -> int:
         """Remove items by id; unknown ids are an error (nothing is removed then)."""
-        wanted = sorted({int(i) for i in ids})
-        missing = sorted(set(wanted) - self.store.existing_ids(wanted))
-        if missing:
-            raise SearchIndexError(f"no such item: {missing[0]} (no item has this id in "
-                                   f"{self.path}); nothing was removed")
-        if len(wanted) >= len(self):
-            raise SearchIndexError(f"removing all {len(self)} items would leave an empty "
-                                   "index: delete the folder instead")
+        wanted = self._removable(ids)
         with self._write_lock:
             shrunk = remove_vectors(clone(self.vectors),
                                     np.array(wanted, dtype=np.int64), self.spec)
             self.store.commit(shrunk, delete=wanted)
             self._use_vectors(shrunk, int(self.store.meta["generation"]))
         return len(wanted)
+
+    def _removable(self, ids: Sequence[int]) -> list[int]:
+        """``ids`` sorted and unique, once all are known and some item would remain."""
+        wanted = sorted({int(i) for i in ids})
+        missing = sorted(set(wanted) - set(self.records(wanted)))
+        if missing:
+            raise SearchIndexError(f"no such item: {missing[0]} (no item has this id in "
+                                   f"{self.path}); nothing was removed")
+        if len(wanted) >= len(self):
+            raise SearchIndexError(f"removing all {len(self)} items would leave an empty "
+                                   "index: delete the folder instead")
+        return wanted
 
     def check_fingerprint(self, fingerprint: str, what: str) -> None:
         if fingerprint != self.fingerprint:
@@ -581,27 +626,12 @@ class Index:
 
         Largest groups first, ids ascending within a group.
         """
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        if not (math.isfinite(threshold) and threshold >= 0):
-            raise ConfigError(f"threshold must be a finite distance >= 0, got {threshold}")
-        if neighbors < 1:
-            raise ConfigError(f"neighbors must be >= 1, got {neighbors}")
+        check_duplicate_options(threshold, neighbors)
         loaded = self._loaded
         n = len(loaded.ids)
         k = min(n, neighbors + 1)
         self._check_k(k, size=n)
-        # Positions, not ids: the graph's nodes are the stored vectors, in storage order
         scores, positions = loaded.inner.search(stored_vectors(loaded.vectors), k)
-        distances = self._distances(scores)
-        rows, cols = np.nonzero((distances <= threshold) & (positions >= 0))
-        cols = positions[rows, cols]
-        linked = rows != cols
-        graph = coo_matrix((np.ones(int(linked.sum())), (rows[linked], cols[linked])),
-                           shape=(n, n))
-        _, component = connected_components(graph, directed=False)
-        sizes = np.bincount(component)
-        groups = [np.sort(loaded.ids[component == c]).tolist()
-                  for c in np.flatnonzero(sizes > 1)]
-        return sorted(groups, key=lambda g: (-len(g), g[0]))
+        found = positions >= 0
+        neighbor_ids = np.where(found, loaded.ids[np.where(found, positions, 0)], -1)
+        return duplicate_groups(loaded.ids, neighbor_ids, self._distances(scores), threshold)

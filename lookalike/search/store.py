@@ -298,9 +298,6 @@ class IndexStore:
             found.update((row[0], ItemRecord(*row)) for row in rows)
         return found
 
-    def existing_ids(self, ids: Sequence[int]) -> set[int]:
-        return set(self.records(ids))
-
     def all_ids(self) -> np.ndarray:
         with self._lock:
             rows = self._db.execute("SELECT id FROM items ORDER BY id").fetchall()

@@ -50,7 +50,7 @@ def open_for_serving(index_path: str | os.PathLike[str], *, settings: ServiceSet
         source = onnx if onnx is not None else (
             index.onnx_path if index.onnx_path.is_file() else None)
         choice = choose_runtime(index.model, runtime, onnx=source, device=device,
-                                batches=settings.timed_batches(), name=str(index.store.model_dir),
+                                batches=settings.timed_batches(), name=str(index.model_dir),
                                 log=log)
     except BaseException:
         index.close()
@@ -73,6 +73,20 @@ def describe_runtime(index: Index) -> str:
     return f"embedding with {info['runtime']} ({sizes})"
 
 
+def _check_shareable(index_path: str | os.PathLike[str], workers: int) -> None:
+    """Several workers need an index every process can open: a Qdrant local-mode folder
+    opens in one process at a time."""
+    from lookalike.search.qdrant.connection import is_url
+    from lookalike.search.qdrant.manifest import Manifest, is_qdrant_folder
+
+    if is_qdrant_folder(index_path):
+        location = Manifest.read(Path(index_path)).location
+        if not is_url(location):
+            raise ConfigError(f"--workers {workers}: {index_path} keeps its vectors in "
+                              f"Qdrant's local mode ({location}), which one process opens "
+                              "at a time: serve it with --workers 1, or from a Qdrant server")
+
+
 @contextlib.contextmanager
 def _shared_onnx(index_path: str | os.PathLike[str], runtime: str,
                  device: str) -> Iterator[str | None]:
@@ -90,7 +104,7 @@ def _shared_onnx(index_path: str | os.PathLike[str], runtime: str,
         with tempfile.TemporaryDirectory(prefix="lookalike-onnx-") as folder:
             path = Path(folder) / "model.onnx"
             try:
-                export_onnx(index.model, path, name=str(index.store.model_dir))
+                export_onnx(index.model, path, name=str(index.model_dir))
             except ConfigError:
                 if runtime == "onnx":
                     raise
@@ -114,6 +128,7 @@ def serve(index_path: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port:
     if not is_loopback(host):
         log(f"warning: listening on {host}: other machines can reach this server")
     if workers > 1:
+        _check_shareable(index_path, workers)
         with _shared_onnx(index_path, runtime, device) as onnx:
             os.environ[ENV] = json.dumps({"index": os.fspath(index_path), "device": device,
                                           "runtime": runtime, "onnx": onnx,
