@@ -2,7 +2,11 @@
 
 For each N (10k, 100k, 1M) and d (64, 128), synthetic clustered unit vectors (1000
 Gaussian centres + noise, L2-normalised, float32, seeded) are indexed three ways (flat,
-hnsw, ivf, with the ``IndexSpec`` defaults). Each index folder is written the way
+hnsw, ivf, with the ``IndexSpec`` defaults), and with ``--kinds qdrant-local`` a fourth: a
+Qdrant collection in qdrant-client's LOCAL MODE (in-process numpy, exact; what the tests
+use, not a production store: a Qdrant server runs HNSW in its own process), filled the
+way ``index export --to qdrant`` fills one (``upload.fill_collection``: staged, verified,
+aliased) and searched through ``QdrantIndex``. Each index folder is written the way
 lookalike writes one (``build_vector_index`` + ``IndexStore.create`` with one metadata row
 per item, then ``Index.open``; the rows are created once per N and copied for the other
 kinds and dims, see ``write_index``); no model is needed: ``search_vectors`` never embeds.
@@ -12,7 +16,10 @@ Every search is sent twice in the same run, alternating (ABBA) and on the same t
 - lookalike: ``Index.search_vectors(queries, k)`` (id map, checks, distances in the
   index's unit: Euclidean here);
 - raw FAISS: the bare index under the id map (``IndexFlat`` / ``IndexHNSWFlat`` /
-  ``IndexIVFFlat``, what a FAISS user would build) with ``.search(queries, k)``.
+  ``IndexIVFFlat``, what a FAISS user would build) with ``.search(queries, k)``;
+  for qdrant-local, raw is the client's own ``query_batch_points`` / ``query_points`` on
+  the same collection (so the overhead is lookalike's over the client), and the
+  speed-up column compares it with the FAISS flat index of the same run.
 
 Batch: --batch queries per call, --repeats pairs, median; overhead = median of the paired
 time ratios - 1. Single: --single one-query calls each, p50 / p99. The metadata lookup that
@@ -123,6 +130,66 @@ def write_index(folder: Path, items: np.ndarray, labels: np.ndarray, kind: str,
                    "rows": "created" if rows_from is None else "copied"}
 
 
+FAISS_KINDS = ("flat", "hnsw", "ivf")
+QDRANT_LOCAL = "qdrant-local"
+
+
+def write_qdrant_index(folder: Path, items: np.ndarray, labels: np.ndarray):
+    """A Qdrant index folder over a local-mode collection in ``folder/store``, filled as
+    ``index export`` fills one (payload per item, staged, verified, aliased)."""
+    from lookalike.search.index import Index
+    from lookalike.search.qdrant.build import _collection_meta
+    from lookalike.search.qdrant.connection import connect, disconnect, qdrant_distance
+    from lookalike.search.qdrant.manifest import ImageStore, Manifest
+    from lookalike.search.qdrant.upload import fill_collection, payloads_of
+    from lookalike.search.store import NewItem
+
+    n, dim = items.shape
+    location = str((folder / "store").resolve())
+    manifest = Manifest(location, "bench", "synthetic", dim, DISTANCE)
+    folder.mkdir(parents=True)
+    ImageStore(folder).close()
+    manifest.write(folder)
+    ids = np.arange(n, dtype=np.int64)
+    rows = [NewItem(i, f"synthetic#{i}", None, f"c{c:04d}") for i, c in enumerate(labels.tolist())]
+    client = connect(location)
+    start = time.perf_counter()
+    try:
+        fill_collection(client, location, "bench", key="synthetic", vectors=items, ids=ids,
+                        payloads=payloads_of(rows, "synthetic"),
+                        distance=qdrant_distance(DISTANCE), meta=_collection_meta(manifest, n),
+                        overwrite=False, progress=False, log=lambda line: None)
+    finally:
+        disconnect(location)
+    build_s = time.perf_counter() - start
+    start = time.perf_counter()
+    index = Index.open(folder)
+    open_s = time.perf_counter() - start
+    return index, {"build_s": build_s, "store_s": 0.0, "open_s": open_s, "rows": "payloads"}
+
+
+class RawQdrant:
+    """The qdrant client's own search on the index's collection, FAISS-shaped: what a
+    user of qdrant-client alone would call."""
+
+    def __init__(self, index) -> None:
+        self.client, self.collection = index.client, index.collection
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from qdrant_client import models
+
+        if len(queries) == 1:
+            rows = [self.client.query_points(self.collection, query=queries[0].tolist(),
+                                             limit=k).points]
+        else:
+            rows = [r.points for r in self.client.query_batch_points(
+                self.collection, requests=[models.QueryRequest(query=q.tolist(), limit=k)
+                                           for q in queries])]
+        ids = np.array([[p.id for p in row] for row in rows], dtype=np.int64)
+        scores = np.array([[p.score for p in row] for row in rows], dtype=np.float32)
+        return scores, ids
+
+
 def time_batch(index, raw, queries: np.ndarray, repeats: int,
                min_time: float) -> dict[str, Any]:
     """Alternating (ABBA) batch searches: lookalike and raw FAISS times, and the answers.
@@ -223,15 +290,19 @@ def child(args: argparse.Namespace, n: int, dim: int) -> None:
     rows_from = Path(args.work) / f"{n}-rows.sqlite"  # kept for the other dims of this N
     exact: np.ndarray | None = None
     flat: dict[str, Any] | None = None
-    for kind in sorted(args.kinds, key=("flat", "hnsw", "ivf").index):
+    for kind in sorted(args.kinds, key=(*FAISS_KINDS, QDRANT_LOCAL).index):
         print(f"--- N={n} d={dim} {kind}", file=sys.stderr, flush=True)
         reset_peak_rss()
         folder = Path(args.work) / f"{n}-{dim}-{kind}"
-        index, build = write_index(folder, items, labels, kind,
-                                   rows_from if rows_from.exists() else None)
-        if not rows_from.exists():
-            shutil.copyfile(folder / DATABASE, rows_from)
-        raw = inner_index(index.vectors)
+        if kind == QDRANT_LOCAL:
+            index, build = write_qdrant_index(folder, items, labels)
+            raw, spec = RawQdrant(index), {"kind": QDRANT_LOCAL}
+        else:
+            index, build = write_index(folder, items, labels, kind,
+                                       rows_from if rows_from.exists() else None)
+            if not rows_from.exists():
+                shutil.copyfile(folder / DATABASE, rows_from)
+            raw, spec = inner_index(index.vectors), index.spec.to_dict()
         batch_result = time_batch(index, raw, batch, args.repeats, args.min_time)
         single_result = time_single(index, raw, single)
         found = batch_result.pop("ids")
@@ -239,7 +310,7 @@ def child(args: argparse.Namespace, n: int, dim: int) -> None:
             exact = found
         elif exact is None:
             exact = exact_ids(items, batch)
-        row = {"n": n, "dim": dim, "kind": kind, "spec": index.spec.to_dict(), **build,
+        row = {"n": n, "dim": dim, "kind": kind, "spec": spec, **build,
                "batch": batch_result, "single": single_result,
                "recall_at_10": recall_at_k(found, exact), "peak_rss_mb": peak_rss_mb(),
                "load_average": os.getloadavg()[0]}
@@ -305,7 +376,9 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines.append("")
     lines.append(
         f"lookalike = `Index.search_vectors` (id map, input checks, Euclidean distances); "
-        f"raw = the bare FAISS index under lookalike's id map, `.search`. Batch: "
+        f"raw = the bare FAISS index under lookalike's id map, `.search` ({QDRANT_LOCAL}: "
+        f"qdrant-client's own query calls on the same local-mode collection, and speed-up "
+        f"against the FAISS flat row). Batch: "
         f"{args.batch} queries a call, median of >= {args.repeats} alternating calls a side "
         f"(>= {args.min_time:g} s); overhead = median paired time ratio - 1. Single: "
         f"p50/p99 of {args.single} one-query calls. Metadata (`Index.hits`, SQLite + Hit "
@@ -319,8 +392,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dims", nargs="+", type=int, default=[64, 128])
-    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"],
-                        choices=["flat", "hnsw", "ivf"])
+    parser.add_argument("--kinds", nargs="+", default=list(FAISS_KINDS),
+                        choices=[*FAISS_KINDS, QDRANT_LOCAL],
+                        help=f"index kinds; {QDRANT_LOCAL}: a Qdrant collection in the "
+                        "client's local mode (in-process, exact; not a production store)")
     parser.add_argument("--threads", type=int, default=2, help="FAISS (OpenMP) and torch")
     parser.add_argument("--batch", type=int, default=1000, help="queries per batch call")
     parser.add_argument("--single", type=int, default=200, help="single-query calls")
