@@ -101,7 +101,7 @@ def main() -> int:
         table.append(f"| {row['case']} | {cells[0]} | {cells[1]} | {row['ratio']:.2f}x |")
     print("\n".join(table))
     write_json(args.out, {
-        "commit": git_commit(), "machine": machine(versions(["torch"])),
+        "git_commit": git_commit(), "machine": machine(versions(["torch"])),
         "run": info.info(info.seconds()), "args": vars(args), "rows": rows, "table": table})
     print(f"written to {args.out}")
     return 0

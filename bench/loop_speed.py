@@ -74,7 +74,7 @@ def main() -> int:
         return statistics.median(r[key] for r in runs[mining, tree])
 
     for (mining, name), measured in runs.items():
-        rows.append({"mining": mining, "tree": name, "commit": git_commit(Path(trees[name])),
+        rows.append({"mining": mining, "tree": name, "git_commit": git_commit(Path(trees[name])),
                      "steps_per_second": median("steps_per_second", mining, name),
                      "images_per_second": median("images_per_second", mining, name),
                      "wall_seconds": median("wall_seconds", mining, name),

@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     config = {k: getattr(args, k) for k in keys}
     write_json(
         args.out,
-        {"commit": git_commit(), "machine": machine(versions(["torch", "pytorch-metric-learning"])),
+        {"git_commit": git_commit(),
+         "machine": machine(versions(["torch", "pytorch-metric-learning"])),
          "config": {**config, "margin": MARGIN, "torch": torch.__version__}, "results": rows},
     )
     print(f"wrote {args.out}")

@@ -223,7 +223,7 @@ def main() -> None:
                      f"{s['train_seconds']['mean']:.0f} ({s['mining_seconds']['mean']:.0f}) |")
     print("\n".join(table))
     write_json(args.out, {
-        "commit": git_commit(), "machine": machine(versions(["torch"])),
+        "git_commit": git_commit(), "machine": machine(versions(["torch"])),
         "run": info.info(info.seconds()), "dataset": dataset_info, "args": vars(args),
         "recipes": {name: RECIPES[name] for name in args.recipes}, "frozen": frozen,
         "runs": runs, "summary": summary, "table": table})

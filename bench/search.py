@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import RunInfo, machine  # bench/machine.py: the script's folder is on sys.path
+from machine import RunInfo, git_commit, machine  # bench/machine.py: on sys.path
 from memory import peak_rss_mb, reset_peak_rss  # bench/memory.py
 
 CENTRES = 1000
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args, *args.child)
         return 0
-    run = RunInfo()
+    run, commit = RunInfo(), git_commit()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-search-") as tmp:
         for n in args.sizes:
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "single", "repeats", "min_time", "seed",
                                              "noise")}
     write_json(args.out, {
-        "config": {**config, "k": K, "centres": CENTRES},
+        "config": {**config, "k": K, "centres": CENTRES}, "git_commit": commit,
         "machine": machine({"faiss": faiss.__version__, "torch": torch.__version__,
                             "numpy": np.__version__}),
         **run.info(total_s=seconds), "rows": rows})

@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     from lookalike.files import write_json
     problems = [line for server in servers for line in server["log_problem_lines"]]
     write_json(args.out, {
-        "commit": git_commit(),
+        "git_commit": git_commit(),
         "config": {**meta, "clients": args.clients, "configs": args.configs,
                    "workers_options": args.workers_options, "queries": args.queries,
                    "similar_share": args.similar_share, "request_timeout": args.request_timeout,

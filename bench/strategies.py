@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             results = merged
     results["summary"] = summarise(results, args.target)
     if not args.summarise_only:
-        results["commit"], results["machine"] = git_commit(), machine(versions(["torch"]))
+        results["git_commit"], results["machine"] = git_commit(), machine(versions(["torch"]))
     write_json(out.with_suffix(".json"), results)
     curves = {s: [[(r["epoch"], r["seconds"], r["val_map_at_r"]) for r in records]
                   for records in seeds.values()] for s, seeds in results["runs"].items()}
