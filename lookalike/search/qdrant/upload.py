@@ -104,6 +104,9 @@ def fill_collection(client: QdrantClient, location: str, name: str, *, key: str,
                 staging, vectors_config=models.VectorParams(
                     size=int(vectors.shape[1]), distance=models.Distance(distance.qdrant)),
                 metadata=meta)
+            # a server counts labels (``QdrantIndex.labels``, a facet) only over an index
+            client.create_payload_index(staging, field_name="label",
+                                        field_schema=models.PayloadSchemaType.KEYWORD)
     with tqdm(total=len(ids), initial=start, unit="item", desc="upload",
               disable=not progress) as bar:
         upsert_points(client, location, staging, vectors[start:], ids[start:],
