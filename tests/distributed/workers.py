@@ -29,7 +29,7 @@ def _entry(rank: int, world: int, port: int, job: Callable[..., Any], out: str,
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         result = job(rank, world, *args)
-        torch.save(result, f"{out}.{rank}")
+        torch.save(_tensors_for_arrays(result), f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
 
@@ -48,7 +48,39 @@ def run_ranks(job: Callable[..., Any], world: int, tmp: Path, *args: Any) -> lis
         except mp.ProcessExitedException:
             if attempt == 2:
                 raise
-    return [torch.load(f"{out}.{rank}", weights_only=False) for rank in range(world)]
+    # weights_only: tensors and plain containers only, nothing is unpickled
+    return [_arrays_for_tensors(torch.load(f"{out}.{rank}", weights_only=True))
+            for rank in range(world)]
+
+
+ARRAY = "__numpy_array__"
+
+
+def _tensors_for_arrays(value: Any) -> Any:
+    """numpy arrays as tagged tensors, numpy scalars as Python numbers (``weights_only``
+    loading refuses numpy objects)."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return {ARRAY: torch.from_numpy(np.ascontiguousarray(value))}
+    if isinstance(value, np.generic):  # a numpy scalar: its Python value
+        return value.item()
+    if isinstance(value, dict):
+        return {key: _tensors_for_arrays(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_tensors_for_arrays(item) for item in value)
+    return value
+
+
+def _arrays_for_tensors(value: Any) -> Any:
+    """The inverse of :func:`_tensors_for_arrays`."""
+    if isinstance(value, dict):
+        if set(value) == {ARRAY}:
+            return value[ARRAY].numpy()
+        return {key: _arrays_for_tensors(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_arrays_for_tensors(item) for item in value)
+    return value
 
 
 def batchnorm_job(rank: int, world: int, x: torch.Tensor,
