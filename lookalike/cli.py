@@ -492,6 +492,11 @@ def run_command(args: argparse.Namespace) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"lookalike: error: {where}{reason or exc}", file=sys.stderr)
         return 1
+    finally:
+        if "torch.distributed" in sys.modules:  # a command that may have joined torchrun's
+            from lookalike.distributed import leave_group
+
+            leave_group()
 
 
 if __name__ == "__main__":
