@@ -61,9 +61,10 @@ class RunInfo:
 
 
 def git_commit(tree: str | os.PathLike[str] | None = None) -> str:
-    """The checkout's commit, with ``+changes`` when the work tree differs from it."""
+    """The checkout's commit (all 40 hex digits, which name it in any clone), with
+    ``+changes`` when the work tree differs from it."""
     here = str(tree if tree is not None else Path(__file__).parent)
-    out = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+    out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"],  # the full hash
                          capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "-C", here, "status", "--porcelain"],
                            capture_output=True, text=True, check=False).stdout.strip()

@@ -78,10 +78,12 @@ def environment() -> dict[str, str]:
             "PYTHONPATH": str(ROOT)}
 
 
-def run(argv: list[str], kill_after: float | None) -> tuple[bool, float]:
-    """Run ``lookalike argv``; SIGKILL it ``kill_after`` seconds after it is ready (None:
-    let it finish). Returns (whether it finished by itself, seconds from ready to the end)."""
-    process = subprocess.Popen([sys.executable, "-c", RUNNER, str(CHUNK), *argv],
+def run(argv: list[str], kill_after: float | None,
+        runner: tuple[str, ...] = (RUNNER, str(CHUNK))) -> tuple[bool, float]:
+    """Run ``lookalike argv`` through ``runner`` (a script that prints "ready", then its
+    arguments); SIGKILL it ``kill_after`` seconds after it is ready (None: let it finish).
+    Returns (whether it finished by itself, seconds from ready to the end)."""
+    process = subprocess.Popen([sys.executable, "-c", *runner, *argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=environment(), cwd=ROOT)
     assert process.stdout is not None

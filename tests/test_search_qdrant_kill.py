@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +17,7 @@ from lookalike.errors import SearchIndexError
 from lookalike.search import Index
 
 from .conftest import images_of, write_class_folder
-from .test_search_kill import ROOT, environment
+from .test_search_kill import run as kill_run
 
 pytest.importorskip("qdrant_client")
 
@@ -39,20 +35,8 @@ sys.exit(main(sys.argv[1:]))
 
 
 def run(argv: list[str], kill_after: float | None) -> tuple[bool, float]:
-    """Run ``lookalike argv``; SIGKILL it ``kill_after`` s after it is ready (None: never)."""
-    process = subprocess.Popen([sys.executable, "-c", RUNNER, *argv], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=environment(), cwd=ROOT)
-    assert process.stdout is not None
-    assert process.stdout.readline() == "ready\n", process.communicate()[1]
-    ready = time.monotonic()
-    try:
-        _, err = process.communicate(timeout=kill_after if kill_after is not None else 300)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-        return False, time.monotonic() - ready
-    assert process.returncode == 0, err
-    return True, time.monotonic() - ready
+    """``test_search_kill.run`` with this file's runner."""
+    return kill_run(argv, kill_after, runner=(RUNNER,))
 
 
 def answers(folder: Path, queries: list[str]) -> list[Any]:

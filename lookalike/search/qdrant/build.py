@@ -145,7 +145,8 @@ def export_to_qdrant(index_folder: str | os.PathLike[str], location: str | os.Pa
             ids = stored_ids(index.vectors)
             order = np.argsort(ids)
             ids, vectors = ids[order], stored_vectors(index.vectors)[order]
-            records = index.records(ids.tolist())
+            found = index.records(ids.tolist())
+            records = [found[int(i)] for i in ids.tolist()]  # in the order of ``ids``
             work = partial_folder(target)
             copy_checkpoint(index.model_dir, work)
             if index.onnx_path.is_file():
@@ -159,11 +160,9 @@ def export_to_qdrant(index_folder: str | os.PathLike[str], location: str | os.Pa
                                 lookalike_version=__version__)
             images = ((int(i), index.store.image_bytes(int(i))) for i in ids.tolist())
             _write_folder(work, manifest, [(i, png) for i, png in images if png is not None])
-            items = [NewItem(r.id, r.source, r.path, r.label)
-                     for r in (records[int(i)] for i in ids.tolist())]
-            payloads = payloads_of(items, index.fingerprint)
-            for payload, record in zip(payloads, (records[int(i)] for i in ids.tolist()),
-                                       strict=True):
+            payloads = payloads_of([NewItem(r.id, r.source, r.path, r.label) for r in records],
+                                   index.fingerprint)
+            for payload, record in zip(payloads, records, strict=True):
                 payload["added_at"] = record.added_at  # when it entered the index
             log(f"exporting {len(ids)} items of {source} to Qdrant collection {alias!r} at "
                 f"{place}")

@@ -37,7 +37,13 @@ from lookalike.search.qdrant.connection import (
     qdrant_errors,
 )
 from lookalike.search.qdrant.manifest import ImageStore, Manifest
-from lookalike.search.qdrant.upload import collection_meta, payloads_of, upsert_points
+from lookalike.search.qdrant.upload import (
+    collection_info,
+    collection_meta,
+    metadata_of,
+    payloads_of,
+    upsert_points,
+)
 from lookalike.search.store import MODEL_DIR, ItemRecord
 from lookalike.search.vectors import as_vectors, for_distance
 
@@ -359,10 +365,9 @@ def check_collection(client: QdrantClient, manifest: Manifest) -> None:
     if not exists:
         raise SearchIndexError(f"{where}: no collection {manifest.collection!r} (deleted, or "
                                "another server?): rebuild the index or export it again")
-    meta = collection_meta(client, manifest.location, manifest.collection)
-    with qdrant_errors(manifest.location, f"read collection {manifest.collection!r}"):
-        size = client.get_collection(manifest.collection).config.params.vectors
-    dim = getattr(size, "size", None)
+    info = collection_info(client, manifest.location, manifest.collection)
+    meta = metadata_of(info)
+    dim = getattr(info.config.params.vectors, "size", None)
     if dim != manifest.dim:
         raise SearchIndexError(f"{where}: collection {manifest.collection!r} holds vectors of "
                                f"dimension {dim}, but the model in this index folder makes "

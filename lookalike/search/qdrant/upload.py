@@ -25,6 +25,7 @@ from lookalike.search.store import NewItem, utc_now
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
+    from qdrant_client.models import CollectionInfo
 
 UPLOAD_BATCH = 256
 """Points per upsert request: the most a kill can make a resumed fill send again."""
@@ -52,12 +53,20 @@ def current_collection(client: QdrantClient, location: str, name: str) -> str | 
     return None
 
 
-def collection_meta(client: QdrantClient, location: str, name: str) -> dict[str, Any]:
-    """The metadata lookalike keeps on a collection (fingerprint, dim, distance, next_id)."""
+def collection_info(client: QdrantClient, location: str, name: str) -> CollectionInfo:
+    """What Qdrant says of a collection (its configuration, metadata and point count)."""
     with qdrant_errors(location, f"read collection {name!r}"):
-        info = client.get_collection(name)
+        return client.get_collection(name)
+
+
+def metadata_of(info: CollectionInfo) -> dict[str, Any]:
+    """The metadata lookalike keeps on a collection (fingerprint, dim, distance, next_id)."""
     meta = info.config.metadata or {}
     return dict(meta) if isinstance(meta, dict) else {}
+
+
+def collection_meta(client: QdrantClient, location: str, name: str) -> dict[str, Any]:
+    return metadata_of(collection_info(client, location, name))
 
 
 def check_target(client: QdrantClient, location: str, name: str, *, key: str,
@@ -149,10 +158,10 @@ def verify(client: QdrantClient, location: str, collection: str, vectors: np.nda
                                    "sent: the upload is not trustworthy; nothing was switched")
 
 
-def payloads_of(items: Sequence[NewItem], fingerprint: str,
-                added_at: str | None = None) -> list[dict[str, Any]]:
-    """Point payloads of new items (their PNG bytes stay in the folder's image store)."""
-    added = added_at or utc_now()
+def payloads_of(items: Sequence[NewItem], fingerprint: str) -> list[dict[str, Any]]:
+    """Point payloads of new items, added now (their PNG bytes stay in the folder's image
+    store)."""
+    added = utc_now()
     return [payload_of({"id": item.id, "source": item.source, "path": item.path,
                         "label": item.label, "added_at": added, "fingerprint": fingerprint})
             for item in items]
