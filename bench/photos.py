@@ -18,6 +18,9 @@ training) of EfficientNet-Lite0, Lite1 and Lite2 at ``--input-size``, and of Lit
   neighbouring classes or of anchors plus their injected items (docs/design.md 2.4);
 - ``head-only``: the backbone frozen all run, its features cached for 8 views per image,
   only the 128-d head trains;
+- ``default-short`` / ``hybrid-classes-short``: the same two at half the budget (5 epochs),
+  to tell whether hybrid reaches the default's final MAP@R in half its time because of
+  its batches or only because a shorter cosine schedule ends sooner;
 - ``previous``: the README's photo recipe before the recipe existed (frozen first epoch,
   backbone lr x 0.1, hybrid mined by Lite0, P = 16 x K = 6 at 96 px, 4 epochs).
 
@@ -29,6 +32,8 @@ comparison. Images are decoded once (``--cache-images``), so the timings measure
 
     python bench/build_icon_dataset.py                 # once: data/icons (about 3 minutes)
     python bench/photos.py                             # default + hybrid-classes, 3 seeds: 47 min
+    python bench/photos.py --recipes default default-short hybrid-classes-short \
+        --out bench/results/photos-short.json         # 3 seeds: about 40 min
     python bench/photos.py --recipes default --seeds 0 --epochs 1 --out /tmp/photos.json
 
 Prints a markdown table and writes bench/results/photos.json.
@@ -66,6 +71,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     # one epoch less than the default's 11 pays for the mining (about 50 s on 2 cores)
     "hybrid-classes": {**HYBRID, "hybrid_batches": "classes", "refresh_every": 4, "epochs": 10},
     "hybrid-items": {**HYBRID, "hybrid_batches": "items", "refresh_every": 4, "epochs": 10},
+    # half the budget: does hybrid reach the default's final MAP@R in half its time, and is
+    # that the hybrid batches or only the shorter cosine schedule (the default, 5 epochs)?
+    "default-short": {"epochs": 5},
+    "hybrid-classes-short": {**HYBRID, "hybrid_batches": "classes", "refresh_every": 2,
+                             "epochs": 5},
     "head-only": {"freeze_backbone_epochs": 40, "epochs": 40, "feature_cache": True,
                   "cached_views": 8},
     "previous": {"input_size": 96, "embedding_dim": 128, "freeze_backbone_epochs": 1,

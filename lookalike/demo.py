@@ -108,4 +108,5 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, resume: bool
     log(f"report written to {report_dir}")
     log(f"test MAP@R {test['map_at_r']:.4f}")
     log(f"test P@1   {test['precision_at_1']:.4f}")
+    log(f"test MAP@10 {test['map_at_10']:.4f} (what cdluminate/robrank reports as 'mAP@R')")
     return DemoResult(report_dir=report_dir, metrics=report)

@@ -68,5 +68,6 @@ def test_demo_quick_on_fashion_mnist(fashion_mnist_available: None, tmp_path: Pa
     assert metrics["test"]["precision_at_1"] > 0.5  # 2 short epochs already beat chance (0.1)
     assert (report / "training_curves.png").stat().st_size > 10_000
     assert (report / "retrieval_grid.png").stat().st_size > 10_000
-    last_lines = capsys.readouterr().out.strip().splitlines()[-2:]
+    last_lines = capsys.readouterr().out.strip().splitlines()[-3:]
     assert last_lines[0].startswith("test MAP@R") and last_lines[1].startswith("test P@1")
+    assert last_lines[2].startswith(f"test MAP@10 {metrics['test']['map_at_10']:.4f}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lookalike.evaluation.knn import KnnBlock, iter_knn, knn_search
 from lookalike.evaluation.metrics import (
+    map_at_k,
     map_at_r,
     precision_at_k,
     r_precision,
@@ -18,6 +19,7 @@ __all__ = [
     "evaluate_embeddings",
     "iter_knn",
     "knn_search",
+    "map_at_k",
     "map_at_r",
     "precision_at_k",
     "r_precision",

@@ -97,6 +97,27 @@ def map_at_r(knn_labels: np.ndarray, query_labels: np.ndarray, r: np.ndarray) ->
     return average
 
 
+def map_at_k(
+    knn_labels: np.ndarray, query_labels: np.ndarray, r: np.ndarray, k: int
+) -> np.ndarray:
+    """(Q,) MAP@k = (1 / min(k, R)) sum_{i<=k} P(i) rel(i): MAP@R cut at a fixed k; NaN at R=0.
+
+    The "mAP@R" that cdluminate/robrank publishes is this metric at k = 10 (its
+    ``metric_get_ap_r(..., rs=[10])``), not MAP@R: on Fashion-MNIST's test set R is 999, so
+    the two differ by 0.03 or more for the same embeddings (README, "The demo").
+
+    Args:
+        knn_labels: (Q, >=k) neighbour labels.  query_labels: (Q,).
+        r: (Q,) R per query (``relevant_counts``).  k: cut-off.
+    """
+    hits = _matches(knn_labels, query_labels, k)  # (Q, k)
+    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    r = np.asarray(r, dtype=np.int64)
+    denominator = np.where(r > 0, np.minimum(r, k), np.nan)
+    average: np.ndarray = (precision * hits).sum(axis=1) / denominator
+    return average
+
+
 def relevant_counts(
     query_labels: np.ndarray, gallery_labels: np.ndarray, *, leave_one_out: bool
 ) -> np.ndarray:

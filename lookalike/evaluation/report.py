@@ -27,6 +27,7 @@ class RetrievalMetrics:
     precision_at_1: float
     precision_at_k: dict[int, float] = field(default_factory=dict)
     recall_at_k: dict[int, float] = field(default_factory=dict)
+    map_at_k: dict[int, float] = field(default_factory=dict)  # k > 1 (MAP@1 is P@1)
     r_precision: float = math.nan
     map_at_r: float = math.nan
     num_queries: int = 0  # queries scored
@@ -37,15 +38,17 @@ class RetrievalMetrics:
         out: dict[str, float | int] = {"precision_at_1": self.precision_at_1}
         out.update({f"precision_at_{k}": v for k, v in self.precision_at_k.items()})
         out.update({f"recall_at_{k}": v for k, v in self.recall_at_k.items()})
+        out.update({f"map_at_{k}": v for k, v in self.map_at_k.items()})
         out.update(r_precision=self.r_precision, map_at_r=self.map_at_r,
                    num_queries=self.num_queries, num_skipped=self.num_skipped)
         return out
 
     def format(self) -> str:
-        """One line for logs: ``P@1 0.8123 | P@5 ... | R@5 ... | R-Prec ... | MAP@R ...``."""
+        """One line for logs: ``P@1 0.8123 | P@5 ... | R@5 ... | MAP@5 ... | MAP@R ...``."""
         parts = [f"P@1 {self.precision_at_1:.4f}"]
         parts += [f"P@{k} {v:.4f}" for k, v in self.precision_at_k.items() if k != 1]
         parts += [f"R@{k} {v:.4f}" for k, v in self.recall_at_k.items() if k != 1]
+        parts += [f"MAP@{k} {v:.4f}" for k, v in self.map_at_k.items()]
         parts += [f"R-Prec {self.r_precision:.4f}", f"MAP@R {self.map_at_r:.4f}"]
         queries = f"{self.num_queries} queries"
         if self.num_skipped:
@@ -68,14 +71,16 @@ def evaluate_embeddings(
     chunk_size: int | None = None,
     backend: str = "faiss",
 ) -> RetrievalMetrics:
-    """Precision@k, Recall@k, R-Precision and MAP@R of embeddings, ranked exactly (knn.py).
+    """Precision@k, Recall@k, MAP@k, R-Precision and MAP@R of embeddings, ranked exactly
+    (knn.py).
 
     Args:
         embeddings: (N, D) numpy array or tensor.  labels: (N,).
         query_mask: (N,) bool: those items query the others (the gallery is ~query_mask).
         gallery: (gallery_embeddings (M, D), gallery_labels (M,)): ``embeddings`` are then
             the queries. Neither given: leave-one-out over ``embeddings``.
-        ks: cut-offs for Precision@k and Recall@k; a k above the gallery size is capped.
+        ks: cut-offs for Precision@k, Recall@k and MAP@k (k > 1); a k above the gallery
+            size is capped.
         distance: the registered distance to rank by (lookalike.distances): the one the
             model was trained with (``EmbedderConfig.distance``).
         chunk_size: queries per k-NN block (default: about 64 MB of float64 scores).
@@ -109,10 +114,13 @@ def evaluate_embeddings(
     scored = np.flatnonzero(r > 0)  # queries that can retrieve something relevant
     if len(scored) == 0:
         nan = dict.fromkeys(ks, math.nan)
-        return RetrievalMetrics(math.nan, nan, dict(nan), num_skipped=len(lab))
+        map_nan = {k: math.nan for k in ks if k > 1}
+        return RetrievalMetrics(math.nan, nan, dict(nan), map_nan, num_skipped=len(lab))
     available = len(g_emb) - int(leave_one_out)
     k_search = min(max(max(ks), int(r.max())), available)
-    per_query = np.zeros((2 * len(ks) + 2, len(scored)))  # P@k..., R@k..., R-Prec, MAP@R
+    map_ks = [k for k in ks if k > 1]
+    # P@k..., R@k..., MAP@k (k > 1)..., R-Prec, MAP@R
+    per_query = np.zeros((2 * len(ks) + len(map_ks) + 2, len(scored)))
     blocks = iter_knn(emb[scored], k_search, g_emb, distance=distance, chunk_size=chunk_size,
                       backend=backend, exclude=scored if leave_one_out else None)
     for block in blocks:
@@ -121,6 +129,8 @@ def evaluate_embeddings(
         knn_labels, query_labels, r_block = g_lab[block.indices], lab[rows], r[rows]
         values = [m.precision_at_k(knn_labels, query_labels, min(k, k_search)) for k in ks]
         values += [m.recall_at_k(knn_labels, query_labels, min(k, k_search)) for k in ks]
+        values += [m.map_at_k(knn_labels, query_labels, r_block, min(k, k_search))
+                   for k in map_ks]
         values += [m.r_precision(knn_labels, query_labels, r_block),
                    m.map_at_r(knn_labels, query_labels, r_block)]
         per_query[:, at] = values
@@ -129,6 +139,7 @@ def evaluate_embeddings(
         precision_at_1=means[0],
         precision_at_k=dict(zip(ks, means[: len(ks)], strict=True)),
         recall_at_k=dict(zip(ks, means[len(ks) : 2 * len(ks)], strict=True)),
+        map_at_k=dict(zip(map_ks, means[2 * len(ks) : -2], strict=True)),
         r_precision=means[-2],
         map_at_r=means[-1],
         num_queries=len(scored),

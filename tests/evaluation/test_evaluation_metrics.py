@@ -7,6 +7,7 @@ import pytest
 
 from lookalike.errors import ConfigError, DataError
 from lookalike.evaluation import (
+    map_at_k,
     map_at_r,
     precision_at_k,
     r_precision,
@@ -30,6 +31,18 @@ def test_known_answers():
     np.testing.assert_allclose(recall_at_k(KNN, QUERY, 4), [1, 1, 1, 0])
     np.testing.assert_allclose(r_precision(KNN, QUERY, R), [2 / 3, 1, 1 / 4, 0])
     np.testing.assert_allclose(map_at_r(KNN, QUERY, R), [5 / 9, 1, 1 / 16, 0])
+    # MAP@2 divides by min(2, R): query 3 (R = 1) by 1, the others by 2
+    np.testing.assert_allclose(map_at_k(KNN, QUERY, R, 2), [1 / 2, 1, 0, 0])
+
+
+def test_map_at_k_is_robranks_map_at_r_with_r_10():
+    # robrank's metric_get_ap_r(rs=[10]): sum of P(i) over the hits among the first 10,
+    # divided by 10; hits at ranks 1, 3 and 10 of a query with 999 relevant items
+    row = np.zeros((1, 12), dtype=int)
+    row[0, [0, 2, 9]] = 1
+    expected = (1 / 1 + 2 / 3 + 3 / 10) / 10
+    assert map_at_k(row, np.array([1]), np.array([999]), 10)[0] == pytest.approx(expected)
+    assert map_at_r(row[:, :12], np.array([1]), np.array([12]))[0] != pytest.approx(expected)
 
 
 def test_map_at_r_rewards_order_that_r_precision_ignores():
@@ -48,11 +61,12 @@ def loop_metrics(knn, query, r, k):
         p_at_k = sum(hits[:k]) / k
         recall = float(any(hits[:k]))
         if big_r == 0:
-            out.append((p_at_k, recall, np.nan, np.nan))
+            out.append((p_at_k, recall, np.nan, np.nan, np.nan))
             continue
         r_prec = sum(hits[:big_r]) / big_r
         ap = sum(sum(hits[: i + 1]) / (i + 1) for i in range(big_r) if hits[i]) / big_r
-        out.append((p_at_k, recall, r_prec, ap))
+        ap_k = sum(sum(hits[: i + 1]) / (i + 1) for i in range(k) if hits[i]) / min(k, big_r)
+        out.append((p_at_k, recall, r_prec, ap, ap_k))
     return np.array(out)
 
 
@@ -64,7 +78,8 @@ def test_against_plain_loops(seed):
     r = rng.integers(0, 31, size=50)
     expected = loop_metrics(knn, query, r, k=7)
     got = np.stack([precision_at_k(knn, query, 7), recall_at_k(knn, query, 7),
-                    r_precision(knn, query, r), map_at_r(knn, query, r)], axis=1)
+                    r_precision(knn, query, r), map_at_r(knn, query, r),
+                    map_at_k(knn, query, r, 7)], axis=1)
     np.testing.assert_allclose(got, expected, equal_nan=True)
 
 

@@ -16,7 +16,7 @@ def test_leave_one_out_equals_loops_over_the_neighbour_table(make_clustered, knn
     x, labels = make_clustered(0, n=120, noise=2.0)
     metrics = evaluate_embeddings(x, labels, ks=(1, 3))
     _, table = knn_oracle(x, x, 119, "euclidean", exclude=list(range(120)))  # the default
-    p1, p3, rec3, rprec, ap = [], [], [], [], []
+    p1, p3, rec3, rprec, ap, ap3 = [], [], [], [], [], []
     for i, row in enumerate(table):
         hits = [int(labels[j] == labels[i]) for j in row]
         r = sum(labels == labels[i]) - 1
@@ -27,12 +27,14 @@ def test_leave_one_out_equals_loops_over_the_neighbour_table(make_clustered, knn
         rec3.append(float(any(hits[:3])))
         rprec.append(sum(hits[:r]) / r)
         ap.append(sum(sum(hits[: j + 1]) / (j + 1) for j in range(r) if hits[j]) / r)
+        ap3.append(sum(sum(hits[: j + 1]) / (j + 1) for j in range(3) if hits[j]) / min(3, r))
     assert metrics.num_queries == len(p1) == 119 and metrics.num_skipped == 1
     assert metrics.precision_at_1 == pytest.approx(np.mean(p1))
     assert metrics.precision_at_k[3] == pytest.approx(np.mean(p3))
     assert metrics.recall_at_k[3] == pytest.approx(np.mean(rec3))
     assert metrics.r_precision == pytest.approx(np.mean(rprec))
     assert metrics.map_at_r == pytest.approx(np.mean(ap))
+    assert metrics.map_at_k[3] == pytest.approx(np.mean(ap3)) and 1 not in metrics.map_at_k
 
 
 @pytest.mark.parametrize("chunk_size", [1, 13])
@@ -75,10 +77,12 @@ def test_to_dict_and_format(make_clustered):
     metrics = evaluate_embeddings(x, labels, ks=(1, 5))
     flat = metrics.to_dict()
     assert set(flat) == {"precision_at_1", "precision_at_5", "recall_at_1", "recall_at_5",
-                         "r_precision", "map_at_r", "num_queries", "num_skipped"}
+                         "map_at_5", "r_precision", "map_at_r", "num_queries",
+                         "num_skipped"}
     assert flat["map_at_r"] == metrics.map_at_r
     line = metrics.format()
     assert "\n" not in line and f"MAP@R {metrics.map_at_r:.4f}" in line and "P@5" in line
+    assert f"MAP@5 {metrics.map_at_k[5]:.4f}" in line
     assert "1 without a relevant item skipped" in line
     assert isinstance(metrics, RetrievalMetrics)
 
