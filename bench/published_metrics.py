@@ -10,12 +10,12 @@ The Fashion-MNIST numbers the demo was measured against (cdluminate/robrank,
   al. 2020), whose cut-off is R, the number of other items of the query's class (999 on the
   test set);
 - ``mAP``: ``metric_get_ap``: average precision over the whole ranking, every one of the R
-  relevant items counted.
+  relevant items counted: lookalike's MAP@k at k = N - 1.
 
 This script evaluates CHECKPOINTS on the test set (leave-one-out, the distance each was
 trained with) with lookalike's metrics (MAP@R, MAP@10, P@1, ...) and adds the full-ranking
-mAP, computed here in blocks of queries on the whole 10,000 x 10,000 distance matrix, so
-that one table compares like with like. It writes bench/results/published-metrics.json.
+mAP (MAP@k over all 9,999 others), so that one table compares like with like. It writes
+bench/results/published-metrics.json.
 
     python bench/published_metrics.py runs/demo/train/best
     python bench/published_metrics.py runs/a/best runs/b/best --out /tmp/m.json
@@ -26,10 +26,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 from machine import RunInfo, git_commit, machine, versions  # bench/machine.py: on sys.path
 
-from lookalike.distances import pairwise_distance
+from lookalike.evaluation import evaluate_embeddings
 from lookalike.evaluation.model_eval import evaluate_checkpoint
 from lookalike.files import write_json
 from lookalike.models.checkpoint import load_checkpoint
@@ -42,25 +41,15 @@ PUBLISHED = {
 }
 
 
-def full_ranking_map(embeddings: np.ndarray, labels: np.ndarray, distance: str,
-                     block: int = 500) -> float:
+def full_ranking_map(embeddings: np.ndarray, labels: np.ndarray, distance: str) -> float:
     """Mean average precision over each query's whole leave-one-out ranking (robrank's mAP).
 
-    AP = (1/R) sum over the R relevant items of the precision at their rank. Computed
-    exactly, a block of queries at a time against every item.
+    AP = (1/R) sum over the R relevant items of the precision at their rank: MAP@k with k
+    the whole gallery (N - 1), where min(k, R) = R, ranked exactly by evaluate_embeddings.
     """
-    x, y = torch.from_numpy(embeddings).double(), torch.from_numpy(np.asarray(labels))
-    total = 0.0
-    for start in range(0, len(y), block):
-        rows = torch.arange(start, min(start + block, len(y)))
-        d = pairwise_distance(x[rows], x, distance)
-        d[torch.arange(len(rows)), rows] = float("inf")  # the query itself goes last
-        order = d.argsort(dim=1, stable=True)[:, :-1]
-        hits = (y[order] == y[rows][:, None]).double()  # (block, N - 1)
-        precision = hits.cumsum(dim=1) / torch.arange(1, hits.shape[1] + 1)
-        relevant = hits.sum(dim=1)
-        total += ((precision * hits).sum(dim=1) / relevant.clamp(min=1)).sum().item()
-    return total / len(y)
+    whole = len(labels) - 1
+    metrics = evaluate_embeddings(embeddings, labels, ks=(whole,), distance=distance)
+    return metrics.map_at_k[whole]
 
 
 def main() -> None:

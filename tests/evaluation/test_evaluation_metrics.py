@@ -45,6 +45,13 @@ def test_map_at_k_is_robranks_map_at_r_with_r_10():
     assert map_at_r(row[:, :12], np.array([1]), np.array([12]))[0] != pytest.approx(expected)
 
 
+def test_map_at_k_over_the_whole_ranking_is_average_precision():
+    # all R = 3 relevant items in a ranking of 6, at ranks 2, 3 and 6
+    row, label = np.array([[0, 1, 1, 0, 0, 1]]), np.array([1])
+    expected = (1 / 2 + 2 / 3 + 3 / 6) / 3
+    assert map_at_k(row, label, np.array([3]), 6)[0] == pytest.approx(expected)
+
+
 def test_map_at_r_rewards_order_that_r_precision_ignores():
     late = np.array([[0, 1, 1]])
     early = np.array([[1, 1, 0]])
