@@ -51,7 +51,8 @@ def test_index_built_by_two_processes_equals_one(tiny_folder: Path, tmp_path: Pa
     alone = index_contents(str(tmp_path / "alone"))
     assert len(alone["ids"]) == 48
     ranks = run_ranks(index_build_job, 2, tmp_path, str(tiny_folder), str(checkpoint),
-                      str(tmp_path / "two"), 16)
+                      str(tmp_path / "two"), 16,
+                      fresh=[tmp_path / "two", build.partial_folder(tmp_path / "two")])
     assert not any(line.startswith("resuming") for line in ranks[0].pop("log"))
     assert_same_index(ranks[0], alone)
 

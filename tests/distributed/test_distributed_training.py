@@ -55,7 +55,7 @@ def test_two_processes_train_like_one(tiny_folder: Path, tmp_path: Path, name: s
     config = TrainConfig.from_options(source=str(tiny_folder), **options)
     alone = train(config, tmp_path / "alone", show_progress=False, log=lambda _: None)
     ranks = run_ranks(train_job, 2, tmp_path, str(tiny_folder), str(tmp_path / "two"),
-                      options)
+                      options, fresh=[tmp_path / "two"])
     one = [r["train_loss"] for r in alone.records]
     two = [r["train_loss"] for r in ranks[0]["records"]]
     # Equal up to float rounding, which Adam amplifies: a gradient component near zero gets

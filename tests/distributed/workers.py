@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,12 @@ def _entry(rank: int, world: int, port: int, job: Callable[..., Any], out: str,
         dist.destroy_process_group()
 
 
-def run_ranks(job: Callable[..., Any], world: int, tmp: Path, *args: Any) -> list[Any]:
-    """Run ``job(rank, world, *args)`` in ``world`` gloo processes; their results by rank."""
+def run_ranks(job: Callable[..., Any], world: int, tmp: Path, *args: Any,
+              fresh: Sequence[Path] = ()) -> list[Any]:
+    """Run ``job(rank, world, *args)`` in ``world`` gloo processes; their results by rank.
+
+    ``fresh``: folders the job creates; an attempt that dies by a signal may leave them
+    half written, so they are removed before the next attempt starts."""
     out = str(tmp / "result")
     root = str(Path(__file__).resolve().parents[2])  # the children import tests.distributed
     if root not in sys.path:  # spawned children take the parent's sys.path
@@ -48,6 +53,8 @@ def run_ranks(job: Callable[..., Any], world: int, tmp: Path, *args: Any) -> lis
         except mp.ProcessExitedException:
             if attempt == 2:
                 raise
+            for folder in fresh:
+                shutil.rmtree(folder, ignore_errors=True)
     # weights_only: tensors and plain containers only, nothing is unpickled
     return [_arrays_for_tensors(torch.load(f"{out}.{rank}", weights_only=True))
             for rank in range(world)]
