@@ -33,7 +33,7 @@ comparison. Images are decoded once (``--cache-images``), so the timings measure
     python bench/build_icon_dataset.py                 # once: data/icons (about 3 minutes)
     python bench/photos.py                             # default + hybrid-classes, 3 seeds: 47 min
     python bench/photos.py --recipes default default-short hybrid-classes-short \
-        --out bench/results/photos-short.json         # 3 seeds: about 40 min
+        --out bench/results/photos-short.json         # 3 seeds: about 60 min
     python bench/photos.py --recipes default --seeds 0 --epochs 1 --out /tmp/photos.json
 
 Prints a markdown table and writes bench/results/photos.json.

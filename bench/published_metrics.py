@@ -31,7 +31,6 @@ from machine import RunInfo, git_commit, machine, versions  # bench/machine.py: 
 from lookalike.evaluation import evaluate_embeddings
 from lookalike.evaluation.model_eval import evaluate_checkpoint
 from lookalike.files import write_json
-from lookalike.models.checkpoint import load_checkpoint
 
 # robrank's published Fashion-MNIST rows (doc/dmltab-fashion.txt), for the table
 PUBLISHED = {
@@ -64,8 +63,8 @@ def main() -> None:
         evaluation = evaluate_checkpoint(checkpoint, args.data, "test", show_progress=False)
         metrics = evaluation.metrics.to_dict()
         labels = np.asarray(evaluation.dataset.collection.labels)
-        distance = load_checkpoint(checkpoint)[1].config.distance
-        metrics["map_full_ranking"] = full_ranking_map(evaluation.embeddings, labels, distance)
+        metrics["map_full_ranking"] = full_ranking_map(evaluation.embeddings, labels,
+                                                       evaluation.distance)
         rows.append({"checkpoint": checkpoint, "metrics": metrics})
         print(f"{checkpoint}: P@1 {metrics['precision_at_1']:.4f}  MAP@10 "
               f"{metrics['map_at_10']:.4f}  mAP {metrics['map_full_ranking']:.4f}  MAP@R "

@@ -21,6 +21,7 @@ class CheckpointEvaluation:
     metrics: RetrievalMetrics
     embeddings: np.ndarray
     dataset: ImageDataset
+    distance: str  # the one the model was trained with, which ranked the neighbours
 
 
 def evaluate_checkpoint(
@@ -45,4 +46,5 @@ def evaluate_checkpoint(
     dataset = ImageDataset(collection, size=config.input_size, channels=config.in_channels)
     embeddings = embed(model, dataset, batch_size=512, device=device, progress=show_progress)
     metrics = evaluate_embeddings(embeddings, collection.labels, distance=config.distance)
-    return CheckpointEvaluation(metrics=metrics, embeddings=embeddings, dataset=dataset)
+    return CheckpointEvaluation(metrics=metrics, embeddings=embeddings, dataset=dataset,
+                                distance=config.distance)

@@ -112,13 +112,13 @@ def evaluate_embeddings(
         g_emb, g_lab = emb, lab
     r = m.relevant_counts(lab, g_lab, leave_one_out=leave_one_out)
     scored = np.flatnonzero(r > 0)  # queries that can retrieve something relevant
+    map_ks = [k for k in ks if k > 1]  # MAP@1 is P@1
     if len(scored) == 0:
         nan = dict.fromkeys(ks, math.nan)
-        map_nan = {k: math.nan for k in ks if k > 1}
-        return RetrievalMetrics(math.nan, nan, dict(nan), map_nan, num_skipped=len(lab))
+        return RetrievalMetrics(math.nan, nan, dict(nan), dict.fromkeys(map_ks, math.nan),
+                                num_skipped=len(lab))
     available = len(g_emb) - int(leave_one_out)
     k_search = min(max(max(ks), int(r.max())), available)
-    map_ks = [k for k in ks if k > 1]
     # P@k..., R@k..., MAP@k (k > 1)..., R-Prec, MAP@R
     per_query = np.zeros((2 * len(ks) + len(map_ks) + 2, len(scored)))
     blocks = iter_knn(emb[scored], k_search, g_emb, distance=distance, chunk_size=chunk_size,
