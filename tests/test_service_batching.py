@@ -308,6 +308,29 @@ def test_concurrent_uploads_share_forward_passes_and_match_one_at_a_time(
                                            "search_ms")) >= 0
 
 
+def test_a_bad_upload_fails_alone_and_the_rest_of_its_batch_is_answered(
+        index: Index, counting: CountingRuntime, uploads: list[bytes]) -> None:
+    """Uploads are decoded in the batch (by the batcher's decoding threads): one that
+    does not decode, or asks for a k out of range, gets its own error, not its batch."""
+    jobs = [0, 1, 2, 3]  # 1: not an image, 2: k out of range
+    settings = ServiceSettings(max_batch=4, batch_wait_ms=1000)
+
+    def ask(i: int) -> httpx.Response:
+        if i == 1:
+            return post(client, b"not an image", name="notes.png")
+        return post(client, uploads[i], k=10**6 if i == 2 else 3)
+
+    with TestClient(create_app(index, settings)) as client:
+        responses = concurrently(ask, jobs)
+    assert [r.status_code for r in responses] == [200, 415, 422, 200]
+    assert "notes.png" in responses[1].json()["detail"]
+    assert responses[2].json()["detail"].startswith("k: must be between 1 and")
+    assert counting.sizes == [2]  # the two good ones, in one pass
+    for i in (0, 3):
+        assert answers(responses[i])[0][0] == i
+        assert responses[i].json()["timing"]["batch"] == 2
+
+
 @pytest.mark.parametrize("wait_ms", [0.0, 50.0])
 def test_a_lone_upload_is_answered_within_the_wait_bound(index: Index, uploads: list[bytes],
                                                          wait_ms: float) -> None:

@@ -48,7 +48,8 @@ class QueueFull(Exception):
 
 @dataclass(frozen=True)
 class BatchInfo:
-    """One batch run: its size, how long its oldest item waited, how long ``run`` took."""
+    """One batch run: its size (the items it answered: those that failed, a bad upload,
+    are left out), how long its oldest item waited, how long ``run`` took."""
 
     size: int
     waited_s: float
@@ -168,8 +169,9 @@ class MicroBatcher(Generic[T, R]):
                 else:
                     pending.future.set_result(result)
             self._running = 0
-            if self.on_batch is not None and live:
+            answered = sum(not isinstance(result, BaseException) for result in results)
+            if self.on_batch is not None and answered:
                 try:
-                    self.on_batch(BatchInfo(len(live), waited, time.perf_counter() - started))
+                    self.on_batch(BatchInfo(answered, waited, time.perf_counter() - started))
                 except Exception:  # a broken observer must not stop the serving
                     logger.exception("the batcher's on_batch callback failed")
