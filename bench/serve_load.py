@@ -12,14 +12,16 @@ another, each at every concurrency level (default 10, 50, 100, 200 clients):
 - ``d``: dynamic batching with the faster runtime of b and c (by requests/s at 50 clients),
   in each worker count of --workers-options; the best is marked.
 
-For each level, one asyncio process runs N clients, each with its own ``httpx.AsyncClient``
-(one keep-alive connection) and each sending a request as soon as its previous one is
-answered (closed loop): ``POST /api/search`` with a PNG from the Fashion-MNIST *test* set
-(distinct images, encoded once in memory) and k = 10, for --warmup seconds (not counted),
-then for --seconds. Every latency is recorded; an error is a non-200 status, a body
-without k results, or an exception (timeout, refused connection...); 503s (the server's
-queue full, ``--max-queue``) are errors too, and counted apart. With --similar-share P, a
-second row per level sends that share of its requests as ``GET /api/items/{id}/similar``.
+For each level, one asyncio process runs N clients, each with its own ``aiohttp`` session
+(one keep-alive connection; ``--http-client httpx`` for httpx, the earlier load generator,
+which also gets one row per configuration at ``--httpx-at`` clients) and each sending a
+request as soon as its previous one is answered (closed loop): ``POST /api/search`` with a
+PNG from the Fashion-MNIST *test* set (distinct images, encoded once in memory) and
+k = 10, for --warmup seconds (not counted), then for --seconds. Every latency is
+recorded; an error is a non-200 status, a body without k results, or an exception
+(timeout, refused connection...); 503s (the server's queue full, ``--max-queue``) are
+errors too, and counted apart. With --similar-share P, a second row per level sends that
+share of its requests as ``GET /api/items/{id}/similar``.
 
 Before the servers, the embedding speed of PyTorch against ONNX Runtime at batch 1, 8 and
 32: the index's own model (the demo's small CNN) and EfficientNet-Lite0 (untrained
@@ -50,6 +52,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import json
 import os
 import random
 import signal
@@ -57,6 +60,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -221,9 +225,74 @@ class Recorder:
             self.error_samples.append(sample[:300])
 
 
-async def client_task(client: httpx.AsyncClient, deadline: float, queries: list[bytes],
-                      first: int, step: int, k: int, share: float, ids: list[int],
-                      rng: random.Random, record: Recorder) -> None:
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    text: str
+    retry_after: float
+
+
+class HttpxClient:
+    """One ``httpx.AsyncClient`` with one keep-alive connection (the load generator of the
+    earlier tables: it costs ~0.9 CPU-ms per request on the cores the server needs)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self.client = httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout)
+
+    async def search(self, png: bytes, name: str, k: int) -> Reply:
+        answer = await self.client.post("/api/search", data={"k": str(k)},
+                                        files={"image": (name, png, "image/png")})
+        return self._reply(answer)
+
+    async def get(self, path: str, params: dict[str, Any]) -> Reply:
+        return self._reply(await self.client.get(path, params=params))
+
+    @staticmethod
+    def _reply(answer: httpx.Response) -> Reply:
+        return Reply(answer.status_code, answer.text,
+                     float(answer.headers.get("retry-after", "1")))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class AiohttpClient:
+    """One ``aiohttp.ClientSession`` with one connection: the same requests for about a
+    quarter of httpx's CPU time (0.22 ms per request here), so that less of the shared
+    cores goes to making the load."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        import aiohttp
+
+        self.aiohttp = aiohttp
+        self.session = aiohttp.ClientSession(
+            url, connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=timeout))
+
+    async def search(self, png: bytes, name: str, k: int) -> Reply:
+        form = self.aiohttp.FormData()
+        form.add_field("k", str(k))
+        form.add_field("image", png, filename=name, content_type="image/png")
+        async with self.session.post("/api/search", data=form) as answer:
+            return Reply(answer.status, await answer.text(),
+                         float(answer.headers.get("retry-after", "1")))
+
+    async def get(self, path: str, params: dict[str, Any]) -> Reply:
+        async with self.session.get(path, params=params) as answer:
+            return Reply(answer.status, await answer.text(),
+                         float(answer.headers.get("retry-after", "1")))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+HTTP_CLIENTS = {"aiohttp": AiohttpClient, "httpx": HttpxClient}
+
+
+async def client_task(client: HttpxClient | AiohttpClient, deadline: float,
+                      queries: list[bytes], first: int, step: int, k: int, share: float,
+                      ids: list[int], rng: random.Random, record: Recorder) -> None:
     """One client: a request as soon as the previous one is answered, until the deadline."""
     i = first
     while time.perf_counter() < deadline:
@@ -231,21 +300,18 @@ async def client_task(client: httpx.AsyncClient, deadline: float, queries: list[
         started = time.perf_counter()
         try:
             if similar:
-                answer = await client.get(f"/api/items/{rng.choice(ids)}/similar",
-                                          params={"k": k})
+                answer = await client.get(f"/api/items/{rng.choice(ids)}/similar", {"k": k})
             else:
-                png = queries[i % len(queries)]
-                answer = await client.post("/api/search", data={"k": str(k)},
-                                           files={"image": (f"q{i % len(queries)}.png", png,
-                                                            "image/png")})
+                answer = await client.search(queries[i % len(queries)],
+                                             f"q{i % len(queries)}.png", k)
                 i += step
             seconds = time.perf_counter() - started
-            if answer.status_code != 200:
-                record.error(f"HTTP {answer.status_code}", answer.text)
-                if answer.status_code == 503:  # what Retry-After asks (the page would wait)
-                    await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+            if answer.status != 200:
+                record.error(f"HTTP {answer.status}", answer.text)
+                if answer.status == 503:  # what Retry-After asks (the page would wait)
+                    await asyncio.sleep(answer.retry_after)
                 continue
-            body = answer.json()
+            body = json.loads(answer.text)
             if len(body.get("results", ())) != k:
                 record.error("wrong result count", answer.text)
                 continue
@@ -259,23 +325,20 @@ async def client_task(client: httpx.AsyncClient, deadline: float, queries: list[
 
 
 async def run_level(server: Server, clients: int, args: argparse.Namespace,
-                    queries: list[bytes], share: float,
-                    ids: list[int]) -> tuple[Recorder, float, float, float]:
+                    queries: list[bytes], share: float, ids: list[int],
+                    http_client: str) -> tuple[Recorder, float, float, float]:
     """Warm up, then measure ``clients`` concurrent clients for --seconds: the record,
     elapsed seconds, and the CPU seconds server and client used meanwhile.
 
-    Each client has its own ``AsyncClient`` (one keep-alive connection, as each user of the
-    page has): N tasks sharing one client's connection pool measured httpcore's pool more
-    than the server (at 50 clients, about half the throughput and a 4x p99).
+    Each client has its own session (one keep-alive connection, as each user of the page
+    has): N tasks sharing one client's connection pool measured httpcore's pool more than
+    the server (at 50 clients, about half the throughput and a 4x p99).
     """
     assert server.process is not None
     pid = server.process.pid
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with contextlib.AsyncExitStack() as stack:
-        pool = [await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=server.url, limits=limits,
-                                      timeout=args.request_timeout))
-                for _ in range(clients)]
+    kind = HTTP_CLIENTS[http_client]
+    pool = [kind(server.url, args.request_timeout) for _ in range(clients)]
+    try:
         for seconds in (args.warmup, args.seconds):
             record = Recorder()
             server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
@@ -288,6 +351,9 @@ async def run_level(server: Server, clients: int, args: argparse.Namespace,
             elapsed = time.perf_counter() - started
             server_cpu = cpu_seconds(pid) - server_cpu
             client_cpu = time.process_time() - client_cpu
+    finally:
+        for client in pool:
+            await client.close()
     return record, elapsed, server_cpu, client_cpu
 
 
@@ -333,9 +399,9 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         cells.append(f"{r['batch_mean']:.1f}" if "batch_mean" in r else "-")
         cells.append(f"{r['errors']} ({r['rejected_503']})")
         lines.append("| " + " | ".join(cells) + " |")
-    cpu = "; ".join(f"{r['config']} {r['clients']}: server {r['server_cpu_per_s']:.2f}, "
-                    f"client {r['client_cpu_per_s']:.2f}" for r in rows
-                    if r["workload"] == "search")
+    cpu = "; ".join(f"{r['config']} {r['clients']} ({r['http_client']}): server "
+                    f"{r['server_cpu_per_s']:.2f}, client {r['client_cpu_per_s']:.2f}"
+                    for r in rows if r["workload"].startswith("search"))
     lines += ["", f"`POST /api/search` (multipart PNG, 28x28 Fashion-MNIST test image, k = "
               f"{meta['k']}) against `lookalike serve` on a {meta['items']:,}-item "
               f"{meta['kind']} index, closed loop: each client sends its next request when "
@@ -343,7 +409,7 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
               f"{meta['warmup']:g} s warm-up. Batching: --max-batch {meta['max_batch']}, "
               f"--batch-wait-ms {meta['batch_wait_ms']:g}, --max-queue {meta['max_queue']}; "
               f"batch = mean queries per forward pass as each query saw it. Clients (one "
-              f"httpx.AsyncClient each, asyncio, one process) and server (uvicorn, "
+              f"{meta['http_client']} session each, asyncio, one process) and server (uvicorn, "
               f"OMP_NUM_THREADS={meta['server_threads']} shared out between workers) share "
               f"the same {meta['cpu_count']}-core machine, so these numbers are a lower "
               f"bound. Cores busy (CPU-s per s): {cpu}."]
@@ -411,17 +477,20 @@ def measure(name: str, key: str, options: list[str], workers: int, index: Path,
             for _ in range(5):
                 page = httpx.get(f"{server.url}/api/items", params={"random": 100}, timeout=10)
                 ids += [item["id"] for item in page.json()["items"]]
-        for workload, share in workloads:
-            for clients in args.clients:
-                print(f"--- {key} {workload}: {clients} clients", file=sys.stderr, flush=True)
-                record, elapsed, server_cpu, client_cpu = asyncio.run(
-                    run_level(server, clients, args, queries, share, ids))
-                row = summarise(record, elapsed, clients, workload, server_cpu, client_cpu)
-                row.update(config=name, config_key=key, workers=workers)
-                rows.append(row)
-                if record.errors:
-                    print(f"    errors: {record.errors} {record.error_samples[:2]}",
-                          file=sys.stderr, flush=True)
+        levels = [(workload, share, args.http_client, clients)
+                  for workload, share in workloads for clients in args.clients]
+        if args.httpx_at and args.http_client != "httpx":  # the earlier load generator
+            levels.append(("search, httpx client", 0.0, "httpx", args.httpx_at))
+        for workload, share, http_client, clients in levels:
+            print(f"--- {key} {workload}: {clients} clients", file=sys.stderr, flush=True)
+            record, elapsed, server_cpu, client_cpu = asyncio.run(
+                run_level(server, clients, args, queries, share, ids, http_client))
+            row = summarise(record, elapsed, clients, workload, server_cpu, client_cpu)
+            row.update(config=name, config_key=key, workers=workers, http_client=http_client)
+            rows.append(row)
+            if record.errors:
+                print(f"    errors: {record.errors} {record.error_samples[:2]}",
+                      file=sys.stderr, flush=True)
         health_after = httpx.get(f"{server.url}/api/health", timeout=10).json()
         assert server.process is not None
         alive = server.process.poll() is None
@@ -454,6 +523,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers-options", nargs="+", type=int,
                         default=[2] if (os.cpu_count() or 1) <= 2 else [2, 4],
                         help="worker counts tried for d (default 2, and 4 above 2 cores)")
+    parser.add_argument("--http-client", choices=sorted(HTTP_CLIENTS), default="aiohttp",
+                        help="the clients' HTTP library (default aiohttp: ~4x less CPU per "
+                        "request than httpx, on the cores the server shares)")
+    parser.add_argument("--httpx-at", type=int, default=50, metavar="CLIENTS",
+                        help="also one row per configuration with httpx clients at this "
+                        "level, the earlier load generator (default 50; 0: none)")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument("--max-queue", type=int, default=256)
@@ -530,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             "k": args.k, "seconds": args.seconds, "warmup": args.warmup,
             "max_batch": args.max_batch, "batch_wait_ms": args.batch_wait_ms,
             "max_queue": args.max_queue, "server_threads": args.server_threads,
+            "http_client": args.http_client,
             "cpu_count": os.cpu_count()}
     from lookalike.files import write_json
     problems = [line for server in servers for line in server["log_problem_lines"]]
@@ -541,11 +617,12 @@ def main(argv: list[str] | None = None) -> int:
                    "seed": args.seed, "index": str(index),
                    "checkpoint": str(args.checkpoint) if args.index is None else None},
         "servers": servers,
-        "client": ("one process: asyncio, one httpx.AsyncClient (one keep-alive "
+        "client": (f"one process: asyncio, one {args.http_client} session (one keep-alive "
                    "connection) per client, closed loop"),
         "note": "client and server share the machine's cores: a lower bound",
         "machine": machine(versions(("torch", "onnxruntime", "onnx", "faiss-cpu", "fastapi",
-                                     "uvicorn", "httpx", "numpy"))),
+                                     "uvicorn", "httptools", "uvloop", "httpx", "aiohttp",
+                                     "numpy"))),
         **run.info(run.seconds()), "embedding_speed": speed, "rows": rows})
     if speed:
         print(speed_table(speed, args.server_threads) + "\n")

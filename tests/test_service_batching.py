@@ -9,6 +9,7 @@ full queue answers 503 with Retry-After, and /api/health and /metrics describe i
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import threading
@@ -519,15 +520,20 @@ def test_several_workers_are_started_from_the_factory(
     assert options == {"factory": True, "workers": 2, "host": "127.0.0.1", "port": 8124,
                        "log_level": "warning"}
 
-    # what each worker then does: its own index handle and app, from the environment
+    # what each worker then does: its own index handle and app, from the environment, and
+    # its startup objects kept out of the collector's full passes
+    gc.unfreeze()
     try:
-        with TestClient(factory_module.app_from_env()) as client:
+        app = factory_module.app_from_env()
+        assert gc.get_freeze_count() > 10_000  # the model, the index, the libraries
+        with TestClient(app) as client:
             health = client.get("/api/health").json()
             assert health["items"] == ITEMS and health["batching"]["max_batch"] == 8
             assert health["pid"] == os.getpid()
             assert answers(post(client, item_path(index, 2).read_bytes()))[0][0] == 2
     finally:
         torch.set_num_threads(threads)  # the factory shares the cores out between workers
+        gc.unfreeze()  # a test process goes on creating and dropping objects
 
 
 def test_the_factory_needs_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from lookalike.allocator import tune_malloc
 from lookalike.errors import ConfigError
 from lookalike.service.app import create_app
-from lookalike.service.server import ENV, open_for_serving
+from lookalike.service.server import ENV, freeze_startup_objects, open_for_serving
 from lookalike.service.settings import ServiceSettings
 
 
@@ -42,4 +42,6 @@ def app_from_env() -> FastAPI:
                              runtime=options["runtime"], onnx=options.get("onnx"),
                              log=lambda line: print(f"[worker {os.getpid()}] {line}",
                                                     flush=True))
-    return create_app(index, settings, on_shutdown=index.close)
+    app = create_app(index, settings, on_shutdown=index.close)
+    freeze_startup_objects()
+    return app

@@ -10,6 +10,7 @@ scrape or a health check describes the worker that answered it.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import Counter, deque
@@ -57,7 +58,9 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[int(np.searchsorted(self.bounds, value))] += 1
+        # the first bound >= value (Prometheus' "le"); bisect, not np.searchsorted: this
+        # runs on the event loop for every request, and numpy's call costs 30x more
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
 
     def lines(self, name: str, labels: str = "") -> list[str]:

@@ -10,6 +10,7 @@ the same index folder, only read it, and each follows its generation on every re
 from __future__ import annotations
 
 import contextlib
+import gc
 import ipaddress
 import json
 import os
@@ -25,6 +26,20 @@ from lookalike.service.settings import DEFAULT_HOST, DEFAULT_PORT, ServiceSettin
 ENV = "LOOKALIKE_SERVE"
 """The environment variable that passes ``serve``'s options to worker processes."""
 FACTORY = "lookalike.service.factory:app_from_env"
+
+
+def freeze_startup_objects() -> int:
+    """Keep what the app was built from (index, model, libraries: ~220,000 objects for the
+    Fashion-MNIST index) out of the garbage collector's full passes; returns how many.
+
+    Each full pass walks every tracked object, so under load one fired about once a
+    second and held every answer ~60 ms: p99 136 -> 77 ms at 50 clients (README,
+    serving). ``gc.freeze`` is what the ``gc`` documentation advises for long-lived
+    servers: collect once, then move the survivors to a generation never collected.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def is_loopback(host: str) -> bool:
@@ -142,6 +157,7 @@ def serve(index_path: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port:
                              log=log)
     try:
         app = create_app(index, settings)
+        freeze_startup_objects()
         log(describe_runtime(index))
         log(f"serving {len(index)} items from {index_path} at http://{host}:{port}/ "
             "(Ctrl-C to stop)")
