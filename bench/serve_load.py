@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import os
@@ -338,6 +339,8 @@ async def run_level(server: Server, clients: int, args: argparse.Namespace,
     pid = server.process.pid
     kind = HTTP_CLIENTS[http_client]
     pool = [kind(server.url, args.request_timeout) for _ in range(clients)]
+    gc.collect()
+    gc.freeze()  # the generator's own full collections would stall its clients (as the server's)
     try:
         for seconds in (args.warmup, args.seconds):
             record = Recorder()
@@ -352,6 +355,7 @@ async def run_level(server: Server, clients: int, args: argparse.Namespace,
             server_cpu = cpu_seconds(pid) - server_cpu
             client_cpu = time.process_time() - client_cpu
     finally:
+        gc.unfreeze()
         for client in pool:
             await client.close()
     return record, elapsed, server_cpu, client_cpu
