@@ -566,6 +566,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.similar_share <= 1:
         parser.error("--similar-share must be between 0 and 1")
+    if args.http_client == "aiohttp":
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            parser.error("--http-client aiohttp: aiohttp is not installed (pip install -c "
+                         "constraints.txt -e '.[bench]'), or use --http-client httpx")
 
     import torch
 
