@@ -23,7 +23,7 @@ else, checks (one small SQLite read) whether another process committed a new gen
 (``lookalike index add`` / ``remove``) and loads it, so counts, random items and search
 results always describe the same items. The check rides the request's own thread hop
 (``following``, and the searcher): an app-wide dependency would cost each request a
-second hop, measured at about 8% of the server's throughput (README, serving).
+second hop, measured at about 7% of the server's throughput (README, serving).
 """
 
 from __future__ import annotations

@@ -163,11 +163,10 @@ class SerialSearcher(Searcher):
                     self._running = 0
         embedded = time.perf_counter()
         hits = self.index.search_embeddings(vectors, prepared.k)[0]
-        return Answer(prepared.k, hits, Timing(decode_ms=_ms(prepared.decode_s),
-                                   wait_ms=_ms(started - prepared.ready),
-                                   embed_ms=_ms(embedded - started),
-                                   search_ms=_ms(time.perf_counter() - embedded), batch=1,
-                                   runtime=self.runtime_name(1)))
+        return Answer(prepared.k, hits, Timing(
+            decode_ms=_ms(prepared.decode_s), wait_ms=_ms(started - prepared.ready),
+            embed_ms=_ms(embedded - started), search_ms=_ms(time.perf_counter() - embedded),
+            batch=1, runtime=self.runtime_name(1)))
 
     async def search(self, data: bytes, name: str, k: int | None) -> Answer:
         upload = Upload(data, name, k, time.perf_counter())
