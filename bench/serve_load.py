@@ -275,12 +275,14 @@ class AiohttpClient:
         form = self.aiohttp.FormData()
         form.add_field("k", str(k))
         form.add_field("image", png, filename=name, content_type="image/png")
-        async with self.session.post("/api/search", data=form) as answer:
-            return Reply(answer.status, await answer.text(),
-                         float(answer.headers.get("retry-after", "1")))
+        return await self._reply(self.session.post("/api/search", data=form))
 
     async def get(self, path: str, params: dict[str, Any]) -> Reply:
-        async with self.session.get(path, params=params) as answer:
+        return await self._reply(self.session.get(path, params=params))
+
+    @staticmethod
+    async def _reply(request: Any) -> Reply:
+        async with request as answer:
             return Reply(answer.status, await answer.text(),
                          float(answer.headers.get("retry-after", "1")))
 
