@@ -32,7 +32,8 @@ from lookalike.data.pipeline import collection_digest, default_cache_dir, reserv
 from lookalike.errors import DataError
 from lookalike.files import atomic_path
 from lookalike.training.batches import batch_loader
-from lookalike.training.fit import Augmentation, BatchLoader, autocast_context
+from lookalike.training.fit import Augmentation, BatchLoader
+from lookalike.training.mixed_precision import autocast_context, autocast_dtype
 
 MEMORY_LIMIT = 1 << 30  # bytes: a larger cache goes to a memory-mapped file
 CHUNK = 256  # images per prefix pass; fixed, so the augmentation draws are too
@@ -81,12 +82,13 @@ def describe(augment: Augmentation) -> str:
 
 
 def cache_key(prefix: nn.Module, dataset: ImageDataset, augment: Augmentation, views: int,
-              seed: int, dtype: str) -> str:
+              seed: int, dtype: str, compute: str = "float32") -> str:
     """What the cached features depend on: the items, the prefix (layers and weights), the
-    augmentation, the number of views, the seed and the storage type."""
+    augmentation, the number of views, the seed, the storage type and the precision the
+    prefix ran in (``--amp``: training/mixed_precision.py)."""
     digest = hashlib.sha256()
     digest.update(f"{collection_digest(dataset.collection)}|{dataset.size}|{dataset.channels}|"
-                  f"{describe(augment)}|{views}|{seed}|{dtype}|{prefix!r}".encode())
+                  f"{describe(augment)}|{views}|{seed}|{dtype}|{compute}|{prefix!r}".encode())
     for name, tensor in prefix.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -113,8 +115,9 @@ def build_feature_cache(prefix: nn.Module, dataset: ImageDataset, augment: Augme
     if len(dataset) == 0:
         raise DataError("the feature cache needs at least one training image")
     labels = np.asarray(dataset.collection.labels)
+    compute = str(autocast_dtype(device, amp) or torch.float32).removeprefix("torch.")
     path = (folder or default_cache_dir()) / (
-        f"features-{cache_key(prefix, dataset, augment, views, seed, dtype)}.npy")
+        f"features-{cache_key(prefix, dataset, augment, views, seed, dtype, compute)}.npy")
     if path.is_file():
         features = np.load(path, mmap_mode="r")
         if features.shape[:2] != (views, len(dataset)):

@@ -13,7 +13,6 @@ loss value (one ``item``), which the progress display, the log and the guard all
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from torch import nn
 
 from lookalike.distributed import ProcessGroup, gather_with_grad, shard_bounds
 from lookalike.errors import TrainingInterrupted
+from lookalike.training.mixed_precision import autocast_context
 from lookalike.training.progress import EpochProgress
 from lookalike.training.strategy import TrainingPlan
 from lookalike.types import LossOutput, LossStats
@@ -98,13 +98,6 @@ class Callback:
 
     def on_interrupt(self, state: TrainingState) -> None:
         """Ctrl-C: ``state`` is the exact position (epoch, batches done)."""
-
-
-def autocast_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision on CUDA only; on the CPU it is a no-op, not a slow bfloat16 path."""
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def train_step(state: TrainingState, loss_fn: nn.Module, images: torch.Tensor,

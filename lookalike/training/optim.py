@@ -30,7 +30,27 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
             {"params": [p for p in model.parameters() if id(p) in inside], "lr": lr * scale},
             {"params": [p for p in model.parameters() if id(p) not in inside], "lr": lr},
         ]
-    return torch.optim.AdamW(groups, lr=lr, weight_decay=config.optim.weight_decay)
+    # one fused kernel over all parameters instead of a Python loop of a dozen small ops
+    # per tensor: 8 of the demo's 27 ms bfloat16 CPU step (training/mixed_precision.py)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                for p in model.parameters())
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=config.optim.weight_decay,
+                             fused=fused or None)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict(saved)``, each moment laid out like its parameter.
+
+    Saved tensors come back contiguous, while a channels-last convolution's weight is not;
+    the fused AdamW kernel pairs elements by memory position, so a moment in another layout
+    would be added to the wrong weights (the resume tests caught it).
+    """
+    optimizer.load_state_dict(saved)
+    for param, moments in optimizer.state.items():
+        for name, value in moments.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape \
+                    and value.stride() != param.stride():
+                moments[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def cosine_factor(step: int, total_steps: int) -> float:

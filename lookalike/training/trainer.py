@@ -48,7 +48,8 @@ from lookalike.training.callbacks.feature_caching import FeatureCaching
 from lookalike.training.config import TrainConfig, resume_changes
 from lookalike.training.data import TrainingData, channel_statistics, prepare_training_data
 from lookalike.training.fit import Callback, TrainingState, fit
-from lookalike.training.optim import build_optimizer, build_scheduler
+from lookalike.training.mixed_precision import describe_precision
+from lookalike.training.optim import build_optimizer, build_scheduler, load_optimizer_state
 from lookalike.training.process import is_main_process
 from lookalike.training.progress import EpochProgress
 from lookalike.training.run import RunDirectory
@@ -145,7 +146,7 @@ def callbacks_for(config: TrainConfig, run: RunDirectory, data: TrainingData,
 def restore(state: TrainingState, run: RunDirectory, log: Callable[[str], None]) -> None:
     """Put the saved optimiser, schedule, random streams and position into ``state``."""
     saved = load_training_state(run.state)
-    state.optimizer.load_state_dict(saved["optimizer"])
+    load_optimizer_state(state.optimizer, saved["optimizer"])
     if state.scheduler is not None:
         state.scheduler.load_state_dict(saved["scheduler"])
     state.generator.set_state(saved["generator"])
@@ -192,6 +193,8 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
     if plan.shape is not None and is_main_process():
         log(plan.shape.describe())  # P, K and the epoch length fitted to the labels, and why
     optimizer = build_optimizer(model, config)
+    if is_main_process():
+        log(describe_precision(device, machine.amp))
     state = TrainingState(
         model=model, optimizer=optimizer, plan=plan,
         load_batches=batch_loader(data.train, config.data.workers),
