@@ -33,7 +33,7 @@ from lookalike.errors import DataError
 from lookalike.files import atomic_path
 from lookalike.training.batches import batch_loader
 from lookalike.training.fit import Augmentation, BatchLoader
-from lookalike.training.mixed_precision import autocast_context, autocast_dtype
+from lookalike.training.mixed_precision import autocast_context, compute_precision
 
 MEMORY_LIMIT = 1 << 30  # bytes: a larger cache goes to a memory-mapped file
 CHUNK = 256  # images per prefix pass; fixed, so the augmentation draws are too
@@ -115,7 +115,7 @@ def build_feature_cache(prefix: nn.Module, dataset: ImageDataset, augment: Augme
     if len(dataset) == 0:
         raise DataError("the feature cache needs at least one training image")
     labels = np.asarray(dataset.collection.labels)
-    compute = str(autocast_dtype(device, amp) or torch.float32).removeprefix("torch.")
+    compute = compute_precision(device, amp)
     path = (folder or default_cache_dir()) / (
         f"features-{cache_key(prefix, dataset, augment, views, seed, dtype, compute)}.npy")
     if path.is_file():
