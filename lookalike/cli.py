@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from lookalike import __version__, cli_search
 from lookalike.allocator import tune_malloc
 from lookalike.cli_types import OneLineParser, integer, number
+from lookalike.denormals import flush_denormals
 from lookalike.distances import DISTANCES
 from lookalike.errors import LookalikeError, TrainingInterrupted
 from lookalike.training.config import LR_SCHEDULES, OPTION_PART, SPLITS, TrainConfig
@@ -436,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_malloc()  # reuse freed tensor memory (lookalike/allocator.py)
+    flush_denormals()  # before torch starts its threads, which copy the mode (denormals.py)
     if "WORLD_SIZE" in os.environ:  # one of torchrun's processes
         from lookalike.distributed import stop_on_sigterm
 

@@ -11,13 +11,13 @@ CNN's 0.783 / 0.893 (README, "The demo"; docs/design.md 6).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from lookalike.errors import ConfigError
+from lookalike.models.flattened_map import FlattenedMapBackbone
 
 
-class ConvFC(nn.Module):
+class ConvFC(FlattenedMapBackbone):
     """conv5x5(w1)-ReLU-pool, conv5x5(w2)-ReLU-pool, flatten, FC(hidden)-ReLU.
 
     Args:
@@ -29,7 +29,6 @@ class ConvFC(nn.Module):
 
     def __init__(self, in_channels: int = 1, input_size: int = 28,
                  widths: tuple[int, int] = (32, 64), hidden: int = 1024) -> None:
-        super().__init__()
         if in_channels < 1 or input_size < 4 or len(widths) != 2 or min(widths) < 1 \
                 or hidden < 1:
             raise ConfigError(f"conv-fc needs in_channels >= 1, input_size >= 4, two positive "
@@ -37,23 +36,9 @@ class ConvFC(nn.Module):
                               f"input_size={input_size}, widths={tuple(widths)}, "
                               f"hidden={hidden}")
         side = input_size // 4  # two 2x2 max-pools (floor), 5x5 convolutions keep the size
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], kernel_size=5, padding=2), nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Conv2d(widths[0], widths[1], kernel_size=5, padding=2), nn.ReLU(inplace=True),
             nn.MaxPool2d(2))
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(widths[1] * side * side, hidden),
-                                nn.ReLU(inplace=True))
-        self.in_channels: int | None = in_channels
-        self.feature_dim = int(hidden)
-        # channels-last convolutions and pooling are oneDNN's fast layout on the CPU (a third
-        # of the bfloat16 step: training/mixed_precision.py); the flatten reads the map in
-        # (C, H, W) order whatever the layout, so the FC weights mean the same either way.
-        # nn.Module.to(memory_format=...) is real but missing from torch's type stubs
-        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) images -> (B, hidden) features."""
-        maps = self.features(x.contiguous(memory_format=torch.channels_last))
-        out: torch.Tensor = self.fc(maps)
-        return out
+        super().__init__(features, widths[1] * side * side, in_channels, hidden)

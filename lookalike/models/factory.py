@@ -15,6 +15,7 @@ from torch import nn
 from lookalike.errors import ConfigError
 from lookalike.models.backbones import EfficientNetLite, SmallCNN
 from lookalike.models.conv_fc import ConvFC
+from lookalike.models.vgg_fc import VGGFC
 from lookalike.registry import Registry
 
 
@@ -75,13 +76,26 @@ def _small_cnn(in_channels: int | None, pretrained: bool, input_size: int | None
     return SmallCNN(in_channels or 1, widths, pooling, input_size)
 
 
+def _refuse_pooling(backbone: str, pooling: str) -> None:
+    """The flattening backbones keep the whole map: a --pooling other than the default is
+    a mistake to name, not to ignore."""
+    if pooling != "avg":
+        raise ConfigError(f"{backbone} flattens its map and takes no --pooling, got {pooling!r}")
+
+
 def _conv_fc(in_channels: int | None, pretrained: bool, input_size: int | None,
              widths: Sequence[int] = (32, 64), hidden: int = 1024,
              pooling: str = "avg") -> nn.Module:
-    if pooling != "avg":
-        raise ConfigError(f"conv-fc flattens its map and takes no --pooling, got {pooling!r}")
+    _refuse_pooling("conv-fc", pooling)
     first, second = widths
     return ConvFC(in_channels or 1, input_size or 28, (first, second), hidden)
+
+
+def _vgg_fc(in_channels: int | None, pretrained: bool, input_size: int | None,
+            widths: Sequence[int] = (32, 64), hidden: int = 1024,
+            pooling: str = "avg") -> nn.Module:
+    _refuse_pooling("vgg-fc", pooling)
+    return VGGFC(in_channels or 1, input_size or 28, tuple(widths), hidden)
 
 
 def _efficientnet_lite(variant: int) -> Callable[..., nn.Module]:
@@ -98,6 +112,7 @@ def _efficientnet_lite(variant: int) -> Callable[..., nn.Module]:
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 BACKBONES.register("small-cnn", BackboneSpec(_small_cnn))
 BACKBONES.register("conv-fc", BackboneSpec(_conv_fc))
+BACKBONES.register("vgg-fc", BackboneSpec(_vgg_fc))
 BACKBONES.register("efficientnet-lite0",
                    BackboneSpec(_efficientnet_lite(0), EfficientNetLite.NORMALIZATION))
 BACKBONES.register("efficientnet-lite1",

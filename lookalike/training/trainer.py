@@ -20,6 +20,7 @@ import torch
 from lookalike.allocator import tune_malloc
 from lookalike.data import ImageDataset
 from lookalike.data.pipeline import cache_resized, default_cache_dir
+from lookalike.denormals import flush_denormals
 from lookalike.distributed import (
     current_group,
     globalise_batchnorm,
@@ -169,6 +170,7 @@ def run_training(config: TrainConfig, run: RunDirectory, *, resuming: bool,
     """Build everything ``config`` names and fit, from the saved position if ``resuming``."""
     machine = config.machine
     tune_malloc()
+    flush_denormals()  # late epochs' tiny gradients stay fast (lookalike/denormals.py)
     if machine.threads:
         torch.set_num_threads(machine.threads)
     group = join_from_env(select_device(machine.device))  # alone, or a rank of torchrun's

@@ -48,7 +48,7 @@ def test_small_cnn_rejects_bad_sizes() -> None:
 
 def test_registry_names_and_errors() -> None:
     assert list_backbones() == ["conv-fc", "efficientnet-lite0", "efficientnet-lite1",
-                                "efficientnet-lite2", "small-cnn"]
+                                "efficientnet-lite2", "small-cnn", "vgg-fc"]
     backbone = create_backbone("small-cnn", in_channels=3, widths=[4, 6])
     assert isinstance(backbone, SmallCNN) and backbone.feature_dim == 6
     assert backbone.in_channels == 3
@@ -172,3 +172,55 @@ def test_conv_fc_keeps_where_each_part_is() -> None:
                         pooling="gem")
     with pytest.raises(ConfigError, match="conv-fc needs"):
         ConvFC(1, input_size=2)
+
+
+def test_vgg_fc_stacks_two_normalised_3x3_convolutions_per_stage_and_flattens() -> None:
+    from lookalike.models.factory import create_backbone
+    from lookalike.models.vgg_fc import VGGFC
+
+    backbone = create_backbone("vgg-fc", in_channels=1, input_size=28, pretrained=False)
+    assert isinstance(backbone, VGGFC) and backbone.feature_dim == 1024
+    convs = [m for m in backbone.features if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in backbone.features if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3)] * 4 and len(norms) == 4
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64]
+    assert backbone.fc[1].in_features == 64 * 7 * 7  # the whole 7x7 map, not pooled
+    backbone.eval()
+    images = torch.rand(2, 1, 28, 28)
+    moved = torch.roll(images, shifts=8, dims=3)  # same content, elsewhere
+    assert backbone(images).shape == (2, 1024)
+    assert not torch.allclose(backbone(images), backbone(moved))
+    three = create_backbone("vgg-fc", in_channels=3, input_size=32, pretrained=False,
+                            widths=(8, 16, 24), hidden=10)
+    assert three.fc[1].in_features == 24 * 4 * 4
+    assert three(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="takes no --pooling"):
+        create_backbone("vgg-fc", in_channels=1, input_size=28, pretrained=False,
+                        pooling="gem")
+    with pytest.raises(ConfigError, match="vgg-fc needs"):
+        VGGFC(1, input_size=2)  # two halvings of a 2-pixel image leave nothing
+
+
+def test_vgg_fc_in_channels_last_computes_the_plain_layout_network() -> None:
+    import torch.nn.functional as F
+
+    from lookalike.models.vgg_fc import VGGFC
+
+    torch.manual_seed(0)
+    model = VGGFC(in_channels=1, input_size=28, widths=(4, 8), hidden=16).eval()
+    for norm in (m for m in model.features if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.running_mean.uniform_(-0.5, 0.5)  # statistics as after training, not 0 and 1
+        norm.running_var.uniform_(0.5, 2.0)
+    x = maps = torch.randn(3, 1, 28, 28)
+    layers = list(model.features)
+    for index in range(0, len(layers), 7):  # conv, bn, relu, conv, bn, relu, pool
+        for offset in (0, 3):
+            conv, norm = layers[index + offset], layers[index + offset + 1]
+            maps = F.conv2d(maps, conv.weight.contiguous(), None, padding=1)
+            maps = F.relu(F.batch_norm(maps, norm.running_mean, norm.running_var, norm.weight,
+                                       norm.bias, training=False, eps=norm.eps))
+        maps = F.max_pool2d(maps, 2)
+    fc = model.fc[1]
+    expected = F.relu(F.linear(maps.contiguous().flatten(1), fc.weight, fc.bias))
+    assert layers[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
