@@ -114,7 +114,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help=f"backbone (default {model.backbone}); a pretrained one "
                        f"({', '.join(pretrained_backbones())}) fills every option not given "
                        "from the measured recipe (input size, head, learning rates, "
-                       "augmentation, epochs; the log line says what it picked)")
+                       "augmentation, epochs; the log line says what it picked); vgg-fc "
+                       "and conv-fc, trained from scratch, keep where each part of a small "
+                       "centred image is (the demo trains vgg-fc)")
     group.add_argument("--embedding-dim", type=int,
                        help=f"embedding size (default {model.embedding_dim}; 128 in the "
                        "pretrained-backbone recipe)")
