@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import torch
 
-_flushed: bool | None = None
-
 
 def flush_denormals() -> bool:
-    """Flush denormals to zero from now on; True where the CPU has the mode (x86 with SSE3).
+    """Flush denormals to zero on the calling thread from now on (and on the threads it
+    starts); True where the CPU has the mode (x86 with SSE3).
 
-    Idempotent and cheap, so every entry point (CLI, ``train``) calls it.
+    Setting a register is cheap and the answer depends on the thread that asks, so nothing
+    is cached: every entry point (CLI, ``train``) calls it, from whichever thread it runs.
     """
-    global _flushed
-    if _flushed is None:
-        _flushed = bool(torch.set_flush_denormal(True))
-    return _flushed
+    return bool(torch.set_flush_denormal(True))
