@@ -151,6 +151,12 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--feature-cache-dtype", choices=("float16", "float32"),
                        help=f"--feature-cache: storage precision "
                        f"(default {model.feature_cache_dtype})")
+    group.add_argument("--mirror-average", action="store_true", default=None,
+                       help="embed every image and its mirror image and average the two, at "
+                       "validation, indexing and search (training steps see one view): for "
+                       "models trained with --flip, where it ranks better at twice the "
+                       "embedding cost (test MAP@R +0.002 to +0.005 on three demo models; on in "
+                       "the demo); refused with --no-flip")
     group = parser.add_argument_group(
         "loss and mining", "--loss contrastive trains on pairs (siamese): positives pulled "
         "together, negatives pushed beyond --contrastive-margin, in --pair-ratio")

@@ -98,6 +98,21 @@ def test_preprocessing_is_inside_the_export(data: int, backbone: int, tiny_folde
     np.testing.assert_allclose(got, TorchRuntime(model)(images), atol=TOLERANCE, rtol=0)
 
 
+def test_mirror_averaging_is_inside_the_export(tiny_folder: Path) -> None:
+    """A --mirror-average model exports with its mirrored pass: ONNX Runtime gives its
+    embeddings, which a mirror image shares."""
+    from lookalike.models import EmbedderConfig, build_embedder
+
+    config = EmbedderConfig(backbone="vgg-fc", embedding_dim=8, in_channels=3,
+                            mirror_average=True)
+    model = build_embedder(config, pretrained=False).eval()
+    images = query_batch(images_of(tiny_folder)[:5], config.input_size, 3)
+    runtime = OnnxRuntime(onnx_bytes(model))
+    got = runtime(images)
+    np.testing.assert_allclose(got, TorchRuntime(model)(images), atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(runtime(images.flip(-1)), got, atol=TOLERANCE, rtol=0)
+
+
 def test_export_cli_writes_a_checked_file(checkpoint: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str],
                                           prepared: torch.Tensor) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from lookalike.distances import DISTANCES
 from lookalike.errors import ConfigError
 
-ADDED_LATER: dict[str, Any] = {"distance": "euclidean"}
+ADDED_LATER: dict[str, Any] = {"distance": "euclidean", "mirror_average": False}
 """Fields added after the first checkpoints were written, with the value a checkpoint
 without them means. :meth:`EmbedderConfig.fingerprint_fields` leaves such a field out
 while it holds that value, so older checkpoints, and the index folders built from them,
@@ -40,6 +40,10 @@ class EmbedderConfig:
         backbone_options: extra backbone arguments, e.g. ``{"widths": [32, 64, 128]}``.
         distance: the registered distance (lookalike.distances) the model was trained
             with: validation ranks by it, an index searches by it and reports it.
+        mirror_average: at inference (eval mode), embed each image and its mirror image and
+            average the two, so left-right mirrors embed alike and the flip noise the model
+            kept despite training on flips cancels (README, "The demo"); training steps embed
+            one view. It doubles the cost of an embedding.
     """
 
     backbone: str = "small-cnn"
@@ -52,6 +56,7 @@ class EmbedderConfig:
     head_batchnorm: bool = False
     backbone_options: dict[str, Any] = field(default_factory=dict)
     distance: str = "euclidean"
+    mirror_average: bool = False
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(v) for v in self.mean)

@@ -159,8 +159,14 @@ class Embedder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images in [0, 1] -> (B, D) embeddings (unit-norm if configured)."""
-        embeddings: torch.Tensor = self.head(self.backbone(self.preprocess(images)))
-        return embeddings
+        x = self.preprocess(images)
+        if not (self.config.mirror_average and not self.training):
+            embeddings: torch.Tensor = self.head(self.backbone(x))
+            return embeddings
+        # one pass over the images and their mirror images (reversed width), then the mean
+        both = self.head(self.backbone(torch.cat([x, x.flip(-1)])))
+        mean = both.unflatten(0, (2, -1)).mean(dim=0)  # no len(x): the export keeps B dynamic
+        return F.normalize(mean, dim=1) if self.config.normalize else mean
 
 
 class _Preprocessed(nn.Module):

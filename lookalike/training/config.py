@@ -122,6 +122,8 @@ class ModelOptions:
     feature_cache: bool = False
     cached_views: int = 4  # views cached per training image (view 0: the image unaugmented)
     feature_cache_dtype: str = "float16"  # or float32
+    # inference embeds each image and its mirror image and averages (models/config.py)
+    mirror_average: bool = False
 
     def validate(self) -> None:
         check_number("embedding_dim", self.embedding_dim, 1, 65536)
@@ -313,6 +315,9 @@ class TrainConfig:
                 and model.freeze_backbone_epochs < self.optim.epochs:
             raise ConfigError("--feature-cache needs a part of the backbone frozen for the whole "
                               "run: --train-blocks N, or --freeze-backbone-epochs >= --epochs")
+        if model.mirror_average and not self.data.flip:
+            raise ConfigError("--mirror-average embeds mirror images alike, which --no-flip "
+                              "says are different; give --flip too, or leave it off")
         needed = 2 + self.pools.inject_negatives
         if objective.mining == "hybrid" and self.pools.hybrid_batches == "items" \
                 and objective.items_per_class is not None and objective.items_per_class < needed:

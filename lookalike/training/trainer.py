@@ -89,6 +89,7 @@ def embedder_config(config: TrainConfig, data: TrainingData) -> EmbedderConfig:
     return EmbedderConfig(backbone=model.backbone, embedding_dim=model.embedding_dim,
                           input_size=model.input_size, in_channels=data.channels,
                           mean=mean, std=std, distance=config.objective.distance,
+                          mirror_average=model.mirror_average,
                           # only when set, so the fingerprints of avg-pooled models stay
                           backbone_options={"pooling": model.pooling} if model.pooling != "avg"
                           else {})

@@ -188,6 +188,7 @@ def test_a_checkpoint_from_before_the_distance_field_loads_as_euclidean(
     path = save(tiny_model, tmp_path / "ckpt")
     document = json.loads((path / "model.json").read_text())
     assert document["embedder"].pop("distance") == "euclidean"
+    assert document["embedder"].pop("mirror_average") is False  # added later still
     (path / "model.json").write_text(json.dumps(document))  # as lookalike wrote it before
     _, info = load_checkpoint(path)  # the stored fingerprint still matches
     assert info.config.distance == "euclidean"
@@ -195,8 +196,10 @@ def test_a_checkpoint_from_before_the_distance_field_loads_as_euclidean(
 
 
 def fingerprint_before_distance(model: Embedder) -> str:
-    """The fingerprint as lookalike computed it before EmbedderConfig had ``distance``."""
-    config = {k: v for k, v in model.config.to_dict().items() if k != "distance"}
+    """The fingerprint as lookalike computed it before EmbedderConfig had ``distance`` (and
+    ``mirror_average``, added after it)."""
+    later = ("distance", "mirror_average")
+    config = {k: v for k, v in model.config.to_dict().items() if k not in later}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().cpu().contiguous().reshape(-1)

@@ -129,3 +129,29 @@ def test_embed_empty_dataset(tiny_model: Embedder, fake_dataset: Callable[..., o
     assert out.shape == (0, 8) and out.dtype == np.float32
     with pytest.raises(ConfigError, match="batch_size"):
         embed(tiny_model, fake_dataset(2), batch_size=0)
+
+
+def test_mirror_average_embeds_an_image_and_its_mirror_alike_at_inference_only() -> None:
+    """The oracle: the mean of the plain model's embeddings of the image and its mirror,
+    renormalised. Training mode embeds the one view it is given."""
+    plain = build_embedder(EmbedderConfig(backbone="vgg-fc", embedding_dim=16), seed=3).eval()
+    mirrored = build_embedder(EmbedderConfig(backbone="vgg-fc", embedding_dim=16,
+                                             mirror_average=True), seed=3).eval()
+    mirrored.load_state_dict(plain.state_dict())
+    images = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        one, other = plain(images), plain(images.flip(-1))
+        expected = F.normalize(one + other, dim=1)
+        got = mirrored(images)
+        assert not torch.allclose(one, other, atol=1e-3)  # the plain model is not invariant
+        assert torch.allclose(got, expected, atol=1e-6)
+        assert torch.allclose(mirrored(images.flip(-1)), got, atol=1e-6)
+        assert torch.allclose(mirrored.train()(images), plain.train()(images), atol=1e-6)
+
+
+def test_mirror_average_keeps_older_fingerprints() -> None:
+    """A checkpoint written before the field existed means False: hashed as before."""
+    config = EmbedderConfig(backbone="vgg-fc")
+    assert "mirror_average" not in config.fingerprint_fields()
+    assert EmbedderConfig(backbone="vgg-fc", mirror_average=True).fingerprint_fields() \
+        != config.fingerprint_fields()

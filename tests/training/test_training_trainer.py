@@ -107,7 +107,8 @@ def test_refuses_to_overwrite_an_existing_run(tiny_folder: Path, tmp_path: Path)
 @pytest.mark.parametrize(
     ("changes", "message"),
     [({"mining": "hardest"}, "--mining"), ({"margin": -1.0}, "--margin"),
-     ({"items_per_class": 1}, "--items-per-class"), ({"distance": "manhattan"}, "--distance")],
+     ({"items_per_class": 1}, "--items-per-class"), ({"distance": "manhattan"}, "--distance"),
+     ({"mirror_average": True, "flip": False}, "--mirror-average .*--no-flip")],
 )
 def test_config_rejects_bad_values(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -178,3 +179,19 @@ def test_an_extended_cosine_schedule_follows_the_longer_run() -> None:
     long_optimizer.step()
     long.step()  # step 5 of 12
     assert long_optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * cosine_factor(5, 12))
+
+
+def test_a_mirror_averaged_run_saves_and_validates_with_it(tiny_folder: Path,
+                                                            tmp_path: Path) -> None:
+    """--mirror-average reaches the checkpoint, so an index or a server embeds as the
+    run's validation did: an image and its mirror image alike."""
+    from lookalike.models import load_checkpoint
+
+    train(tiny_config(tiny_folder, epochs=1, mirror_average=True), tmp_path / "run",
+          show_progress=False, log=lambda _: None)
+    model, info = load_checkpoint(tmp_path / "run" / "best")
+    assert info.config.mirror_average
+    size = model.config.input_size
+    images = torch.rand(3, model.config.in_channels, size, size)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(images), model(images.flip(-1)), atol=1e-6)
