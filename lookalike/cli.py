@@ -155,8 +155,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help="embed every image and its mirror image and average the two, at "
                        "validation, indexing and search (training steps see one view): for "
                        "models trained with --flip, where it ranks better at twice the "
-                       "embedding cost (test MAP@R +0.002 to +0.005 on three demo models; on in "
-                       "the demo); refused with --no-flip")
+                       "embedding cost (test MAP@R +0.002 to +0.007 on nine vgg-fc demo "
+                       "variants; on in the demo); refused when flips are off")
     group = parser.add_argument_group(
         "loss and mining", "--loss contrastive trains on pairs (siamese): positives pulled "
         "together, negatives pushed beyond --contrastive-margin, in --pair-ratio")

@@ -160,7 +160,7 @@ class Embedder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images in [0, 1] -> (B, D) embeddings (unit-norm if configured)."""
         x = self.preprocess(images)
-        if not (self.config.mirror_average and not self.training):
+        if self.training or not self.config.mirror_average:
             embeddings: torch.Tensor = self.head(self.backbone(x))
             return embeddings
         # one pass over the images and their mirror images (reversed width), then the mean

@@ -316,8 +316,9 @@ class TrainConfig:
             raise ConfigError("--feature-cache needs a part of the backbone frozen for the whole "
                               "run: --train-blocks N, or --freeze-backbone-epochs >= --epochs")
         if model.mirror_average and not self.data.flip:
-            raise ConfigError("--mirror-average embeds mirror images alike, which --no-flip "
-                              "says are different; give --flip too, or leave it off")
+            raise ConfigError("--mirror-average embeds mirror images alike, but flips are off "
+                              "(--no-flip, or the pretrained-backbone recipe's default), which "
+                              "says they differ; give --flip too, or leave it off")
         needed = 2 + self.pools.inject_negatives
         if objective.mining == "hybrid" and self.pools.hybrid_batches == "items" \
                 and objective.items_per_class is not None and objective.items_per_class < needed:
