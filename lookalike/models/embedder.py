@@ -121,8 +121,9 @@ class Embedder(nn.Module):
     def split(self, blocks: int) -> BackboneSplit:
         """The whole model as (prefix: [0, 1] images -> the features before the backbone's
         last ``blocks`` blocks, tail: those features -> embeddings), sharing this model's
-        parameters: ``tail(prefix(images)) == self(images)``. The feature cache runs the
-        prefix once and trains the tail (training/feature_cache.py)."""
+        parameters: ``tail(prefix(images)) == self(images)`` for one view (in training mode,
+        or without ``mirror_average``, whose eval-mode mean of two views is ``forward``'s).
+        The feature cache runs the prefix once and trains the tail (training/feature_cache.py)."""
         parts = self.split_backbone(blocks)
         c = self.config
         inputs = (f"{c.input_size}px, {self.model_channels} channels, mean {tuple(c.mean)}, "
